@@ -1,0 +1,153 @@
+//! The command line: clap types only. Validation that needs no I/O happens here (value
+//! parsers); resolving it into a configuration is each command's job.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::image::catalog::ImageSpec;
+
+pub const DEFAULT_SERVER: &str = "https://images.linuxcontainers.org/";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "distrod",
+    version,
+    about = "A real systemd for any Linux distribution on WSL2",
+    long_about = "distrod gives any Linux distribution a real systemd on WSL2.\n\n\
+        On Linux it fetches root filesystems from the linuxcontainers.org image server \
+        (`distrod images`, `distrod create`) and runs a distro's systemd in a container \
+        that every WSL session enters."
+)]
+pub struct Cli {
+    /// Print only warnings and errors: no progress bars or status lines.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// More detail on stderr (-v: debug, -vv: trace). `DISTROD_LOG` takes a tracing filter.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the root filesystem images the image server offers.
+    Images(ImagesArgs),
+    /// Download, verify and unpack an image into a new directory.
+    Create(CreateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Image server (simplestreams) base URL.
+    #[arg(long, env = "DISTROD_IMAGE_SERVER", default_value = DEFAULT_SERVER, value_name = "URL")]
+    pub server: String,
+
+    /// Architecture, in Debian's naming (amd64, arm64, ...). Default: this machine's.
+    #[arg(long, value_name = "ARCH")]
+    pub arch: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+
+    /// Only this distro (e.g. debian).
+    #[arg(long)]
+    pub distro: Option<String>,
+
+    /// Only this release, by name or number (e.g. bookworm or 12).
+    #[arg(long)]
+    pub release: Option<String>,
+
+    /// Only this variant (e.g. default, cloud).
+    #[arg(long)]
+    pub variant: Option<String>,
+
+    /// Print JSON (an array of objects) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    distrod create debian --dir ./debian            newest numbered Debian release\n  \
+    distrod create ubuntu:24.04 --dir ./noble       a release by number or name\n  \
+    distrod create --image rootfs.tar.xz --dir ./x  a local .tar.xz/.tar.gz/.tar/.wsl")]
+pub struct CreateArgs {
+    /// The image: distro[:release[:variant]]. Release defaults to the newest numbered one
+    /// (for Ubuntu the newest LTS), variant to `default`.
+    #[arg(value_name = "IMAGE", required_unless_present = "image", conflicts_with = "image")]
+    pub spec: Option<ImageSpec>,
+
+    /// The directory to create; it must not exist or be empty.
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+
+    /// A local file or an http(s) URL of a .tar.xz, .tar.gz, .tar or .wsl root filesystem,
+    /// instead of an image from the server.
+    #[arg(long, value_name = "FILE|URL")]
+    pub image: Option<String>,
+
+    /// Expected SHA-256 of the --image file (images from the server are always verified
+    /// against the server's catalog).
+    #[arg(long, value_name = "HEX", value_parser = parse_sha256, requires = "image")]
+    pub sha256: Option<String>,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
+
+    /// Download cache directory (resumes interrupted downloads, keeps verified images).
+    /// Default: $DISTROD_CACHE_DIR, /var/cache/distrod for root, else ~/.cache/distrod.
+    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
+    pub cache: Option<PathBuf>,
+
+    /// Do not use a download cache.
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+fn parse_sha256(s: &str) -> Result<String, String> {
+    let s = s.trim().to_ascii_lowercase();
+    if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(s)
+    } else {
+        Err("a SHA-256 is 64 hexadecimal digits".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sha256_values() {
+        assert_eq!(parse_sha256(&"AB".repeat(32)).unwrap(), "ab".repeat(32));
+        assert!(parse_sha256("abc").is_err());
+        assert!(parse_sha256(&"zz".repeat(32)).is_err());
+    }
+
+    #[test]
+    fn create_needs_an_image() {
+        assert!(Cli::try_parse_from(["distrod", "create", "--dir", "x"]).is_err());
+        assert!(
+            Cli::try_parse_from(["distrod", "create", "debian", "--image", "f", "--dir", "x"])
+                .is_err()
+        );
+        let c = Cli::try_parse_from(["distrod", "create", "debian:12", "--dir", "x"]).unwrap();
+        match c.command {
+            Command::Create(a) => assert_eq!(a.spec.unwrap().release.as_deref(), Some("12")),
+            _ => unreachable!(),
+        }
+    }
+}

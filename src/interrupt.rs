@@ -1,0 +1,37 @@
+//! Ctrl-C (and SIGTERM, SIGHUP) during long work: the first one sets a flag that the
+//! download and unpack loops check, so they stop, clean up what they made and exit 130;
+//! a second one kills at once (the handler is installed with SA_RESETHAND).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static REQUESTED: AtomicBool = AtomicBool::new(false);
+
+pub fn requested() -> bool {
+    REQUESTED.load(Ordering::Relaxed)
+}
+
+#[cfg(unix)]
+extern "C" fn on_signal(_: libc::c_int) {
+    // Only an atomic store: async-signal-safe (signal-safety(7)).
+    REQUESTED.store(true, Ordering::Relaxed);
+}
+
+/// Installs the handlers; call before starting interruptible work.
+#[cfg(unix)]
+pub fn install() {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    let action = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::SA_RESETHAND | SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        // SAFETY: the handler only stores to an atomic.
+        if let Err(e) = unsafe { sigaction(sig, &action) } {
+            tracing::debug!(%e, ?sig, "cannot install signal handler");
+        }
+    }
+}
+
+#[cfg(not(unix))]
+pub fn install() {}

@@ -1,0 +1,87 @@
+//! Everything distrod says to a person goes through [`Ui`]: status lines and warnings on
+//! stderr, progress bars (drawn only on a terminal and never with `--quiet`), so output can be
+//! silenced or kept machine-readable (results go to stdout, chatter to stderr).
+
+use std::fmt::Display;
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+#[derive(Debug, Clone)]
+pub struct Ui {
+    quiet: bool,
+    bars: bool,
+}
+
+impl Ui {
+    pub fn new(quiet: bool) -> Ui {
+        Ui {
+            quiet,
+            bars: !quiet && std::io::stderr().is_terminal(),
+        }
+    }
+
+    /// A line about what is happening; hidden by `--quiet`.
+    pub fn status(&self, msg: impl Display) {
+        if !self.quiet {
+            eprintln!("{msg}");
+        }
+    }
+
+    /// Something the user should know even with `--quiet`.
+    pub fn warn(&self, msg: impl Display) {
+        eprintln!("warning: {msg}");
+    }
+
+    /// A byte-count progress bar; hidden unless stderr is a terminal.
+    pub fn bytes_bar(&self, total: Option<u64>, prefix: &str) -> ProgressBar {
+        if !self.bars {
+            return ProgressBar::hidden();
+        }
+        let bar = match total {
+            Some(t) => ProgressBar::with_draw_target(Some(t), ProgressDrawTarget::stderr())
+                .with_style(
+                    ProgressStyle::with_template(
+                        "{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                    )
+                    .expect("valid template")
+                    .progress_chars("=> "),
+                ),
+            None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()).with_style(
+                ProgressStyle::with_template("{prefix} {spinner} {bytes} {bytes_per_sec}")
+                    .expect("valid template"),
+            ),
+        };
+        bar.set_prefix(prefix.to_string());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    }
+}
+
+/// `123456789` → `117.7 MiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn human_bytes() {
+        assert_eq!(super::human_bytes(0), "0 B");
+        assert_eq!(super::human_bytes(1023), "1023 B");
+        assert_eq!(super::human_bytes(1536), "1.5 KiB");
+        assert_eq!(super::human_bytes(94 * 1024 * 1024), "94.0 MiB");
+    }
+}
