@@ -41,6 +41,7 @@ mod unix {
     struct Candidate {
         request: Request,
         label: String,
+        build: String,
     }
 
     pub fn run(args: &CreateArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
@@ -85,7 +86,11 @@ mod unix {
             human_bytes(report.bytes),
             human_bytes(finished.bytes),
             &finished.sha256[..16],
-            if finished.from_cache { ", from the cache" } else { "" },
+            if finished.from_cache {
+                ", from the cache"
+            } else {
+                ""
+            },
             started.elapsed().as_secs_f64()
         ));
         Ok(ExitCode::SUCCESS)
@@ -114,11 +119,15 @@ mod unix {
                         size: None,
                         cache: if is_url { cache } else { None },
                     },
+                    build: label.clone(),
                     label,
                 }],
             ));
         }
-        let spec = args.spec.as_ref().context("name an IMAGE or give --image")?;
+        let spec = args
+            .spec
+            .as_ref()
+            .context("name an IMAGE or give --image")?;
         let catalog = fetch_catalog(http, &args.server)?;
         let arch = arch(&args.server);
         let product = catalog.select(spec, &arch)?;
@@ -137,6 +146,7 @@ mod unix {
                     cache: cache.clone(),
                 },
                 label: format!("build {} of {}", b.version, product.key()),
+                build: b.version.clone(),
             })
             .collect();
         Ok((what, list))
@@ -153,14 +163,18 @@ mod unix {
             let bar = ui.bytes_bar(c.request.size, "Downloading");
             match source::open(&c.request, http, ui, bar) {
                 Ok(stream) => {
-                    ui.status(format!("Using {} ({})", c.label, c.request.origin.describe()));
+                    ui.status(format!(
+                        "Using {} ({})",
+                        c.label,
+                        c.request.origin.describe()
+                    ));
                     return unpack_stream(stream, dir);
                 }
                 Err(SourceError::Http(HttpError::NotFound { .. })) if i + 1 < candidates.len() => {
                     ui.warn(format!(
                         "{} is not on the server (HTTP 404; the mirror may not have synced it yet); falling back to {}",
                         c.label,
-                        candidates[i + 1].label
+                        candidates[i + 1].build
                     ));
                 }
                 Err(e) => return Err(e.into()),

@@ -229,12 +229,8 @@ impl Catalog {
             });
         }
         products.sort_by(|a, b| {
-            (&a.distro, &a.release, &a.arch, &a.variant).cmp(&(
-                &b.distro,
-                &b.release,
-                &b.arch,
-                &b.variant,
-            ))
+            (&a.distro, &a.release, &a.arch, &a.variant)
+                .cmp(&(&b.distro, &b.release, &b.arch, &b.variant))
         });
         Ok(Catalog { products })
     }
@@ -256,7 +252,11 @@ impl Catalog {
     }
 
     /// Picks the product `spec` designates for `arch`, or says what is close.
-    pub fn select<'a>(&'a self, spec: &ImageSpec, arch: &'a str) -> Result<&'a Product, SelectError> {
+    pub fn select<'a>(
+        &'a self,
+        spec: &ImageSpec,
+        arch: &'a str,
+    ) -> Result<&'a Product, SelectError> {
         let for_arch: Vec<&Product> = self.filter(arch, None, None, None).collect();
         let of_distro: Vec<&Product> = for_arch
             .iter()
@@ -265,7 +265,7 @@ impl Catalog {
             .collect();
         if of_distro.is_empty() {
             let names = unique(for_arch.iter().map(|p| p.distro.as_str()));
-            return Err(SelectError::UnknownDistro {
+            return Err(SelectError::Distro {
                 distro: spec.distro.clone(),
                 arch: arch.to_string(),
                 suggestions: close_matches(&spec.distro, &names),
@@ -287,7 +287,7 @@ impl Catalog {
                     candidates.sort_unstable();
                     candidates.dedup();
                     names.sort_by(|a, b| release_order(&of_distro, a, b));
-                    return Err(SelectError::UnknownRelease {
+                    return Err(SelectError::Release {
                         distro: spec.distro.clone(),
                         release: r.clone(),
                         arch: arch.to_string(),
@@ -312,7 +312,7 @@ impl Catalog {
             return Ok(p);
         }
         let names = unique(of_release.iter().map(|p| p.variant.as_str()));
-        Err(SelectError::UnknownVariant {
+        Err(SelectError::Variant {
             distro: spec.distro.clone(),
             release,
             variant: variant.to_string(),
@@ -339,8 +339,7 @@ fn release_order(products: &[&Product], a: &str, b: &str) -> std::cmp::Ordering 
 /// Among unnumbered releases, `current` (Arch Linux's only one) is preferred.
 fn release_rank(p: &Product) -> (bool, bool, Vec<u64>, bool) {
     let version = p.version_number();
-    let lts = p.distro == "ubuntu"
-        && matches!(version.as_deref(), Some([yy, 4]) if yy % 2 == 0);
+    let lts = p.distro == "ubuntu" && matches!(version.as_deref(), Some([yy, 4]) if yy % 2 == 0);
     (
         version.is_some(),
         lts,
@@ -390,8 +389,11 @@ pub fn close_matches(wanted: &str, candidates: &[&str]) -> Vec<String> {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SelectError {
-    #[error("the image server has no distro `{distro}` for {arch}{}", did_you_mean(suggestions))]
-    UnknownDistro {
+    #[error(
+        "the image server has no distro `{distro}` for {arch}{}",
+        did_you_mean(suggestions)
+    )]
+    Distro {
         distro: String,
         arch: String,
         suggestions: Vec<String>,
@@ -401,7 +403,7 @@ pub enum SelectError {
         did_you_mean(suggestions),
         available.join(", ")
     )]
-    UnknownRelease {
+    Release {
         distro: String,
         release: String,
         arch: String,
@@ -413,7 +415,7 @@ pub enum SelectError {
         did_you_mean(suggestions),
         available.join(", ")
     )]
-    UnknownVariant {
+    Variant {
         distro: String,
         release: String,
         variant: String,
@@ -652,12 +654,14 @@ mod tests {
     #[test]
     fn filters() {
         let c = sample();
-        let keys = |d, r, v| -> Vec<String> {
-            c.filter("amd64", d, r, v).map(|p| p.key()).collect()
-        };
+        let keys =
+            |d, r, v| -> Vec<String> { c.filter("amd64", d, r, v).map(|p| p.key()).collect() };
         assert_eq!(
             keys(Some("debian"), Some("12"), None),
-            vec!["debian:bookworm:amd64:cloud", "debian:bookworm:amd64:default"]
+            vec![
+                "debian:bookworm:amd64:cloud",
+                "debian:bookworm:amd64:default"
+            ]
         );
         assert_eq!(
             keys(None, None, Some("cloud")),
@@ -672,28 +676,43 @@ mod tests {
         assert_eq!(select("ubuntu").unwrap(), "ubuntu:noble:amd64:default");
         // 3.20 > 3.9 numerically, and edge is not a release.
         assert_eq!(select("alpine").unwrap(), "alpine:3.20:amd64:default");
-        assert_eq!(select("archlinux").unwrap(), "archlinux:current:amd64:default");
+        assert_eq!(
+            select("archlinux").unwrap(),
+            "archlinux:current:amd64:default"
+        );
     }
 
     #[test]
     fn release_by_name_or_alias_and_variant() {
-        assert_eq!(select("debian:12").unwrap(), "debian:bookworm:amd64:default");
-        assert_eq!(select("debian:bookworm:cloud").unwrap(), "debian:bookworm:amd64:cloud");
+        assert_eq!(
+            select("debian:12").unwrap(),
+            "debian:bookworm:amd64:default"
+        );
+        assert_eq!(
+            select("debian:bookworm:cloud").unwrap(),
+            "debian:bookworm:amd64:cloud"
+        );
         assert_eq!(select("Debian:SID").unwrap(), "debian:sid:amd64:default");
-        assert_eq!(select("ubuntu:25.10").unwrap(), "ubuntu:questing:amd64:default");
+        assert_eq!(
+            select("ubuntu:25.10").unwrap(),
+            "ubuntu:questing:amd64:default"
+        );
     }
 
     #[test]
     fn unknown_names_get_close_matches() {
         match select("debain").unwrap_err() {
-            SelectError::UnknownDistro { suggestions, .. } => {
+            SelectError::Distro { suggestions, .. } => {
                 assert_eq!(suggestions, vec!["debian"])
             }
             e => panic!("{e}"),
         }
         let e = select("debian:bookwrom").unwrap_err();
         assert!(e.to_string().contains("did you mean bookworm?"), "{e}");
-        assert!(e.to_string().contains("available: trixie, bookworm, sid"), "{e}");
+        assert!(
+            e.to_string().contains("available: trixie, bookworm, sid"),
+            "{e}"
+        );
         let e = select("debian:12:clod").unwrap_err();
         assert!(e.to_string().contains("did you mean cloud?"), "{e}");
         let e = select("zzzzzz").unwrap_err();
@@ -713,7 +732,10 @@ mod tests {
         assert_eq!("ubuntu".parse::<ImageSpec>().unwrap().release, None);
         assert!("".parse::<ImageSpec>().is_err());
         assert!("a:b:c:d".parse::<ImageSpec>().is_err());
-        assert_eq!("ubuntu::cloud".parse::<ImageSpec>().unwrap().to_string(), "ubuntu::cloud");
+        assert_eq!(
+            "ubuntu::cloud".parse::<ImageSpec>().unwrap().to_string(),
+            "ubuntu::cloud"
+        );
     }
 
     #[test]

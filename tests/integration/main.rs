@@ -1,0 +1,6 @@
+//! Integration tests: the real `distrod` binary against a real HTTP server on 127.0.0.1
+//! and real archives built by the tests.
+
+mod create;
+mod images;
+mod support;
