@@ -224,7 +224,7 @@ impl Http {
 /// Turns a reqwest error into a retry or a final answer.
 fn classify(url: &str, e: &reqwest::Error) -> Failure {
     if e.is_connect() {
-        return Failure::Connect(root_cause(e));
+        return Failure::Connect(connect_reason(e));
     }
     if e.is_timeout() || e.is_request() || e.is_body() {
         return Failure::Retry(root_cause(e));
@@ -249,6 +249,21 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
         src = s.source();
     }
     msg
+}
+
+/// The useful part of a connect error: "Connection refused (os error 111)" rather than the
+/// whole chain of layers that wrap it; name resolution failures said plainly.
+fn connect_reason(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut chain = vec![e.to_string()];
+    let mut src = e.source();
+    while let Some(s) = src {
+        chain.push(s.to_string());
+        src = s.source();
+    }
+    if chain.iter().any(|m| m.to_ascii_lowercase().contains("dns error")) {
+        return "the host name could not be resolved".into();
+    }
+    chain.pop().unwrap_or_default()
 }
 
 /// `bytes 100-199/1000` → (100, Some(1000)); `bytes 100-199/*` → (100, None).
@@ -339,7 +354,9 @@ impl Body {
                 last: reason,
             }));
         }
-        self.http.back_off(self.failures).map_err(io::Error::other)?;
+        self.http
+            .back_off(self.failures)
+            .map_err(io::Error::other)?;
         match self.http.attempt(&self.url, self.offset) {
             Ok(o) => {
                 self.adopt(o);
@@ -370,10 +387,8 @@ impl Read for Body {
             match resp.read(buf) {
                 Ok(0) => match self.total {
                     Some(t) if self.offset < t => {
-                        let reason = format!(
-                            "the connection ended after {} of {t} bytes",
-                            self.offset
-                        );
+                        let reason =
+                            format!("the connection ended after {} of {t} bytes", self.offset);
                         self.fail(reason)?;
                     }
                     _ => {
