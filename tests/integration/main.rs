@@ -3,4 +3,5 @@
 
 mod create;
 mod images;
+mod real_rootfs;
 mod support;
