@@ -81,7 +81,11 @@ pub struct ImagesArgs {
 pub struct CreateArgs {
     /// The image: distro[:release[:variant]]. Release defaults to the newest numbered one
     /// (for Ubuntu the newest LTS), variant to `default`.
-    #[arg(value_name = "IMAGE", required_unless_present = "image", conflicts_with = "image")]
+    #[arg(
+        value_name = "IMAGE",
+        required_unless_present = "image",
+        conflicts_with = "image"
+    )]
     pub spec: Option<ImageSpec>,
 
     /// The directory to create; it must not exist or be empty.

@@ -6,7 +6,7 @@ use std::fmt::Display;
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressFinish, ProgressStyle};
 
 #[derive(Debug, Clone)]
 pub struct Ui {
@@ -53,6 +53,8 @@ impl Ui {
                     .expect("valid template"),
             ),
         };
+        // A bar dropped unfinished (a 404 before falling back) must not stay on screen.
+        let bar = bar.with_finish(ProgressFinish::AndClear);
         bar.set_prefix(prefix.to_string());
         bar.enable_steady_tick(Duration::from_millis(200));
         bar

@@ -29,7 +29,8 @@ fn fetch_catalog(http: &Http, server: &ServerArgs) -> anyhow::Result<Catalog> {
     let index = http
         .get_bytes(&index_url, LIMIT)
         .with_context(|| format!("cannot read the image server's index at {}", server.server))?;
-    let path = catalog::products_path(&index).with_context(|| format!("bad index at {index_url}"))?;
+    let path =
+        catalog::products_path(&index).with_context(|| format!("bad index at {index_url}"))?;
     let products_url = server_url(&server.server, &path);
     let products = http
         .get_bytes(&products_url, LIMIT)

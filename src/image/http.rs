@@ -260,7 +260,10 @@ fn connect_reason(e: &(dyn std::error::Error + 'static)) -> String {
         chain.push(s.to_string());
         src = s.source();
     }
-    if chain.iter().any(|m| m.to_ascii_lowercase().contains("dns error")) {
+    if chain
+        .iter()
+        .any(|m| m.to_ascii_lowercase().contains("dns error"))
+    {
         return "the host name could not be resolved".into();
     }
     chain.pop().unwrap_or_default()

@@ -27,6 +27,9 @@ mod tests {
             super::server_url("http://h:1/", "/images/a//b:c"),
             "http://h:1/images/a//b:c"
         );
-        assert_eq!(super::server_url("http://h/x", "streams/v1/index.json"), "http://h/x/streams/v1/index.json");
+        assert_eq!(
+            super::server_url("http://h/x", "streams/v1/index.json"),
+            "http://h/x/streams/v1/index.json"
+        );
     }
 }

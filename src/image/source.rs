@@ -254,7 +254,10 @@ fn open_remote(req: &Request, url: &str, http: &Http, ui: &Ui) -> Result<Input, 
         path: dir.clone(),
         source,
     };
-    let key = req.sha256.clone().unwrap_or_else(|| sha256_hex(url.as_bytes()));
+    let key = req
+        .sha256
+        .clone()
+        .unwrap_or_else(|| sha256_hex(url.as_bytes()));
     let done = dir.join(&key);
     if req.sha256.is_some() && done.is_file() {
         tracing::debug!(path = %done.display(), "using the cached download");
@@ -273,6 +276,17 @@ fn open_remote(req: &Request, url: &str, http: &Http, ui: &Ui) -> Result<Input, 
         .truncate(false)
         .open(&part_path)
         .map_err(cache_err)?;
+    if !lock_exclusive(&part) {
+        // Another distrod is downloading the same image into the cache: appending to the
+        // same file would corrupt both, so this one goes without the cache.
+        ui.warn(format!(
+            "{} is being downloaded by another distrod; downloading without the cache",
+            url
+        ));
+        let mut uncached = req.clone();
+        uncached.cache = None;
+        return open_remote(&uncached, url, http, ui);
+    }
     let mut have = part.metadata().map_err(cache_err)?.len();
     let opened = http.open(url, have)?;
     if opened.start != have {
@@ -299,6 +313,19 @@ fn open_remote(req: &Request, url: &str, http: &Http, ui: &Ui) -> Result<Input, 
         done: req.sha256.is_some().then_some(done),
         body: Box::new(body),
     })
+}
+
+/// `flock(LOCK_EX|LOCK_NB)`; released when the file is closed.
+#[cfg(unix)]
+fn lock_exclusive(f: &File) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid open descriptor; flock(2) has no memory effects.
+    unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+}
+
+#[cfg(not(unix))]
+fn lock_exclusive(_: &File) -> bool {
+    true
 }
 
 fn send(tx: &SyncSender<Msg>, data: Vec<u8>) -> Result<(), SourceError> {
@@ -383,7 +410,8 @@ fn run(
                     path: path.clone(),
                     source,
                 };
-                pump(&mut prefix, &mut hasher, &mut count, tx, bar, |_| {}).map_err(cache_err)??;
+                pump(&mut prefix, &mut hasher, &mut count, tx, bar, |_| {})
+                    .map_err(cache_err)??;
                 file.seek(SeekFrom::Start(have)).map_err(cache_err)?;
                 writer = Some(file);
                 part_path = Some(path);
@@ -395,7 +423,9 @@ fn run(
                 {
                     // A full or read-only cache must not fail the download itself.
                     if !cache_failed {
-                        ui.warn(format!("cannot write the download cache ({e}); going on without it"));
+                        ui.warn(format!(
+                            "cannot write the download cache ({e}); going on without it"
+                        ));
                         cache_failed = true;
                     }
                     writer = None;
