@@ -8,6 +8,7 @@ pub mod http;
 pub mod source;
 #[cfg(unix)]
 pub mod unpack;
+pub mod xz;
 
 /// Joins the server's base URL and a path from its catalog. Paths may start with `/` or
 /// contain `//` and `:`; they are kept as the server wrote them.
