@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Cross-build distrod for Windows (x86_64-pc-windows-gnu) from Linux.
+#
+# When rustup has the Windows target installed this is an ordinary `cargo build --target`.
+# Otherwise Debian's own Rust (rustc-web, cargo-web) builds the standard library from its
+# source package (rust-web-src) with -Zbuild-std; RUSTC_BOOTSTRAP=1 allows the unstable
+# flag on a stable compiler. rustup's compiler cannot be paired with Debian's std source:
+# their versions differ. Both paths link with MinGW-w64's gcc (see .cargo/config.toml).
+set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+Usage: scripts/build-windows.sh [--release] [--check]
+
+Cross-build distrod for x86_64-pc-windows-gnu into target-windows/ and print the .exe path.
+
+Options:
+  --release   optimised build (default: debug)
+  --check     type-check only (cargo check), no .exe
+  -h, --help  show this help
+
+Uses rustup's x86_64-pc-windows-gnu target when installed; otherwise installs (if missing)
+Debian's rustc-web cargo-web rust-web-src gcc-mingw-w64-x86-64-win32 with apt-get and builds
+std from source (-Zbuild-std). The first build-std run fetches std's dependencies from
+crates.io.
+EOF
+}
+
+die() { echo "build-windows: error: $*" >&2; exit 1; }
+log() { echo "build-windows: $*" >&2; }
+
+target=x86_64-pc-windows-gnu
+profile=debug
+command=build
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --release) profile=release; shift ;;
+        --check) command=check; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) die "unknown argument '$1' (see --help)" ;;
+    esac
+done
+
+cd "$(dirname "$0")/.."
+# A target dir of its own, so this never waits for (or invalidates) the host build's lock.
+target_dir="$(pwd)/target-windows"
+
+cargo_args=("$command" --locked --target "$target" --target-dir "$target_dir")
+[[ "$profile" == release ]] && cargo_args+=(--release)
+
+# Variables that would pin the toolchain to rustup's, or retarget the build, when this
+# script is run from within cargo or a rustup-managed shell.
+unset RUSTC RUSTDOC RUSTC_WRAPPER RUSTUP_TOOLCHAIN CARGO_BUILD_TARGET CARGO_TARGET_DIR
+
+need_apt=()
+command -v x86_64-w64-mingw32-gcc >/dev/null || need_apt+=(gcc-mingw-w64-x86-64-win32)
+
+if command -v rustup >/dev/null && rustup target list --installed 2>/dev/null | grep -qx "$target"; then
+    mode=rustup
+else
+    mode=build-std
+    for pkg in rustc-web cargo-web rust-web-src; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
+            need_apt+=("$pkg")
+    done
+fi
+
+if [[ ${#need_apt[@]} -gt 0 ]]; then
+    [[ $(id -u) -eq 0 ]] || die "missing ${need_apt[*]}; install them with apt-get (needs root)"
+    log "installing ${need_apt[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+        "${need_apt[@]}" >&2 || die "apt-get install ${need_apt[*]} failed"
+fi
+
+start=$SECONDS
+if [[ "$mode" == rustup ]]; then
+    log "cargo ${cargo_args[*]} (rustup toolchain)"
+    cargo "${cargo_args[@]}" || die "cargo $command for $target failed"
+else
+    # Debian's cargo and rustc in /usr/bin must come before rustup's shims.
+    export PATH="/usr/bin:$PATH"
+    [[ -x /usr/bin/cargo && -x /usr/bin/rustc ]] || die "/usr/bin/cargo or /usr/bin/rustc missing"
+    log "cargo ${cargo_args[*]} -Zbuild-std ($(/usr/bin/rustc --version))"
+    RUSTC_BOOTSTRAP=1 /usr/bin/cargo "${cargo_args[@]}" -Zbuild-std=std,panic_abort ||
+        die "cargo $command for $target (build-std) failed"
+fi
+log "$command finished in $((SECONDS - start)) s"
+
+if [[ "$command" == build ]]; then
+    exe="$target_dir/$target/$profile/distrod.exe"
+    [[ -f "$exe" ]] || die "expected $exe after the build"
+    echo "$exe"
+fi

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# distrod's test command: formatting, lints, the static release build, every unit and
+# integration test, and a type-check of the Windows build.
+set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+Usage: scripts/test.sh
+
+Run, stopping at the first failure:
+  1. cargo fmt --all -- --check
+  2. cargo clippy --all-targets --locked -- -D warnings
+  3. cargo build --release --locked, and check the binary is statically linked
+  4. scripts/build-rootfs.sh --tarball .cache/test-rootfs.tar.xz
+     (exported as DISTROD_TEST_ROOTFS_TARBALL for the tests that need a real distro)
+  5. scripts/build-windows.sh --check
+  6. cargo test --locked
+Needs root (the test rootfs and the container tests).
+EOF
+}
+
+case "${1:-}" in
+    -h|--help) usage; exit 0 ;;
+    "") ;;
+    *) echo "test: error: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+esac
+
+cd "$(dirname "$0")/.."
+repo="$(pwd)"
+# rustup's toolchain (with clippy and rustfmt) before Debian's /usr/bin/cargo, which the
+# Windows cross-build installs; scripts/build-windows.sh picks its own.
+rustup_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
+if [[ -x "$rustup_bin/cargo" ]]; then
+    export PATH="$rustup_bin:$PATH"
+fi
+
+current=""
+step() {
+    current="$*"
+    printf '\n==> %s\n' "$current"
+}
+on_exit() {
+    local rc=$?
+    if [[ $rc -ne 0 ]]; then
+        echo "test: FAILED at step: $current (exit $rc)" >&2
+    fi
+}
+trap on_exit EXIT
+
+step "cargo fmt --all -- --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets --locked -- -D warnings"
+cargo clippy --all-targets --locked -- -D warnings
+
+step "cargo build --release --locked (static)"
+cargo build --release --locked
+bin="$repo/target/x86_64-unknown-linux-gnu/release/distrod"
+[[ -x "$bin" ]] || { echo "test: error: no binary at $bin" >&2; exit 1; }
+# "not a dynamic executable" (static) or "statically linked" (static PIE).
+ldd_out="$(ldd "$bin" 2>&1 || true)"
+if ! grep -Eq 'not a dynamic executable|statically linked' <<<"$ldd_out"; then
+    echo "test: error: $bin is dynamically linked: $(tr '\n\t' '  ' <<<"$ldd_out")" >&2
+    exit 1
+fi
+echo "$bin: $(du -h "$bin" | cut -f1), $(tr -d '\t' <<<"$ldd_out")"
+
+step "scripts/build-rootfs.sh --tarball .cache/test-rootfs.tar.xz"
+DISTROD_TEST_ROOTFS_TARBALL="$(bash scripts/build-rootfs.sh --tarball "$repo/.cache/test-rootfs.tar.xz")"
+export DISTROD_TEST_ROOTFS_TARBALL
+echo "DISTROD_TEST_ROOTFS_TARBALL=$DISTROD_TEST_ROOTFS_TARBALL"
+
+step "scripts/build-windows.sh --check"
+bash scripts/build-windows.sh --check
+
+# Last, so that its summary lines end the output.
+step "cargo test --locked"
+cargo test --locked
+current=""
