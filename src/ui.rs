@@ -34,31 +34,38 @@ impl Ui {
         eprintln!("warning: {msg}");
     }
 
-    /// A byte-count progress bar; hidden unless stderr is a terminal.
+    /// A byte-count progress bar (a spinner until [`set_total`] gives it a length); hidden
+    /// unless stderr is a terminal.
     pub fn bytes_bar(&self, total: Option<u64>, prefix: &str) -> ProgressBar {
         if !self.bars {
             return ProgressBar::hidden();
         }
-        let bar = match total {
-            Some(t) => ProgressBar::with_draw_target(Some(t), ProgressDrawTarget::stderr())
-                .with_style(
-                    ProgressStyle::with_template(
-                        "{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-                    )
-                    .expect("valid template")
-                    .progress_chars("=> "),
-                ),
-            None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()).with_style(
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
+            .with_style(
                 ProgressStyle::with_template("{prefix} {spinner} {bytes} {bytes_per_sec}")
                     .expect("valid template"),
-            ),
-        };
-        // A bar dropped unfinished (a 404 before falling back) must not stay on screen.
-        let bar = bar.with_finish(ProgressFinish::AndClear);
+            )
+            // A bar dropped unfinished (a 404 before falling back) must not stay on screen.
+            .with_finish(ProgressFinish::AndClear);
         bar.set_prefix(prefix.to_string());
+        if let Some(t) = total {
+            set_total(&bar, t);
+        }
         bar.enable_steady_tick(Duration::from_millis(200));
         bar
     }
+}
+
+/// Gives a byte bar its length once it is known (from the catalog or Content-Length).
+pub fn set_total(bar: &ProgressBar, total: u64) {
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_length(total);
 }
 
 /// `123456789` → `117.7 MiB`.

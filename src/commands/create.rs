@@ -163,11 +163,10 @@ mod unix {
             let bar = ui.bytes_bar(c.request.size, "Downloading");
             match source::open(&c.request, http, ui, bar) {
                 Ok(stream) => {
-                    ui.status(format!(
-                        "Using {} ({})",
-                        c.label,
-                        c.request.origin.describe()
-                    ));
+                    if c.label != c.request.origin.describe() {
+                        let line = format!("Using {} ({})", c.label, c.request.origin.describe());
+                        stream.progress().suspend(|| ui.status(line));
+                    }
                     return unpack_stream(stream, dir);
                 }
                 Err(SourceError::Http(HttpError::NotFound { .. })) if i + 1 < candidates.len() => {

@@ -334,6 +334,11 @@ impl Body {
         b
     }
 
+    /// The file's size, from the catalog or the server.
+    pub fn total(&self) -> Option<u64> {
+        self.total
+    }
+
     fn adopt(&mut self, o: Opened) {
         self.skip = self.offset - o.start;
         if self.total.is_none() {

@@ -109,6 +109,7 @@ enum Msg {
 
 /// The raw bytes, in order. Read it to the end, then call [`Stream::finish`] for the verdict.
 pub struct Stream {
+    progress: ProgressBar,
     rx: Option<Receiver<Msg>>,
     buf: Vec<u8>,
     pos: usize,
@@ -146,6 +147,11 @@ impl Read for Stream {
 }
 
 impl Stream {
+    /// The download's progress bar: print through it (`suspend`) while it is drawn.
+    pub fn progress(&self) -> &ProgressBar {
+        &self.progress
+    }
+
     /// Drains what is left (trailing bytes after the archive still count for the hash) and
     /// returns the worker's verdict: the digest, or why the bytes are not to be trusted.
     pub fn finish(mut self) -> Result<Finished, SourceError> {
@@ -222,6 +228,7 @@ pub fn open(req: &Request, http: &Http, ui: &Ui, bar: ProgressBar) -> Result<Str
     let expected = req.sha256.clone();
     let size = req.size;
     let ui = ui.clone();
+    let progress = bar.clone();
     let worker = thread::Builder::new()
         .name("download".into())
         .spawn(move || {
@@ -232,6 +239,7 @@ pub fn open(req: &Request, http: &Http, ui: &Ui, bar: ProgressBar) -> Result<Str
         })
         .expect("spawn download thread");
     Ok(Stream {
+        progress,
         rx: Some(rx),
         buf: Vec::new(),
         pos: 0,
@@ -374,7 +382,7 @@ fn run(
     let mut hasher = Sha256::new();
     let mut count = 0u64;
     if let Some(total) = size {
-        bar.set_length(total);
+        crate::ui::set_total(bar, total);
     }
     let (what, from_cache, cleanup, promote) = match input {
         Input::File {
@@ -385,7 +393,7 @@ fn run(
             if size.is_none()
                 && let Ok(m) = file.metadata()
             {
-                bar.set_length(m.len());
+                crate::ui::set_total(bar, m.len());
             }
             let read_err = |source| SourceError::Read {
                 path: path.clone(),
@@ -401,6 +409,11 @@ fn run(
             done,
             mut body,
         } => {
+            if size.is_none()
+                && let Some(total) = body.total()
+            {
+                crate::ui::set_total(bar, total);
+            }
             let mut part_path = None;
             let mut writer = None;
             if let Some((mut file, path, have)) = part {
