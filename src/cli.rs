@@ -38,6 +38,83 @@ pub enum Command {
     Images(ImagesArgs),
     /// Download, verify and unpack an image into a new directory.
     Create(CreateArgs),
+    /// Start the distro's systemd in a container (root; once: a running one is kept).
+    #[cfg(target_os = "linux")]
+    Launch(LaunchArgs),
+    /// Run a command in the container, launching it first if needed (root).
+    #[cfg(target_os = "linux")]
+    Exec(ExecArgs),
+    /// Power the container's systemd off and clean up after it (root).
+    #[cfg(target_os = "linux")]
+    Stop(StopArgs),
+    /// Whether the container runs, and how systemd is doing (exit 3: not running).
+    #[cfg(target_os = "linux")]
+    Status(StatusArgs),
+}
+
+#[cfg(target_os = "linux")]
+#[derive(Debug, Args)]
+pub struct LaunchArgs {
+    /// Root directory of the distro to boot. Default: the running distro itself (/).
+    #[arg(long, value_name = "DIR")]
+    pub rootfs: Option<PathBuf>,
+
+    /// Return once systemd is started, without waiting for it to be ready.
+    #[arg(long)]
+    pub no_wait: bool,
+
+    /// Seconds to wait for systemd to report ready.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub timeout: u64,
+}
+
+#[cfg(target_os = "linux")]
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    distrod exec -- systemctl status              as root\n  \
+    distrod exec -u alice -- bash -l              in a logind session of alice")]
+pub struct ExecArgs {
+    /// Run as this user (name or uid) in a logind session of their own.
+    #[arg(short, long, value_name = "USER")]
+    pub user: Option<String>,
+
+    /// Working directory inside the container. Default: the current one if it exists
+    /// there, else the user's home.
+    #[arg(short, long, value_name = "DIR")]
+    pub workdir: Option<PathBuf>,
+
+    /// Fail if the container is not running instead of launching it.
+    #[arg(long)]
+    pub no_launch: bool,
+
+    /// The command and its arguments.
+    #[arg(
+        value_name = "CMD",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub command: Vec<String>,
+}
+
+#[cfg(target_os = "linux")]
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// SIGKILL systemd at once instead of asking it to power off.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Seconds to wait for the power-off before SIGKILL.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub timeout: u64,
+}
+
+#[cfg(target_os = "linux")]
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -153,5 +230,25 @@ mod tests {
             Command::Create(a) => assert_eq!(a.spec.unwrap().release.as_deref(), Some("12")),
             _ => unreachable!(),
         }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn exec_takes_the_rest_as_the_command() {
+        let c =
+            Cli::try_parse_from(["distrod", "exec", "-u", "bob", "sh", "-c", "exit 7"]).unwrap();
+        match c.command {
+            Command::Exec(a) => {
+                assert_eq!(a.user.as_deref(), Some("bob"));
+                assert_eq!(a.command, ["sh", "-c", "exit 7"]);
+            }
+            _ => unreachable!(),
+        }
+        let c = Cli::try_parse_from(["distrod", "exec", "--no-launch", "--", "ls", "-v"]).unwrap();
+        match c.command {
+            Command::Exec(a) => assert!(a.no_launch && a.command == ["ls", "-v"]),
+            _ => unreachable!(),
+        }
+        assert!(Cli::try_parse_from(["distrod", "exec"]).is_err());
     }
 }

@@ -10,6 +10,8 @@ mod commands;
 mod fsutil;
 mod image;
 mod interrupt;
+#[cfg(target_os = "linux")]
+mod linux;
 mod ui;
 
 use std::process::ExitCode;

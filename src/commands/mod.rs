@@ -2,7 +2,15 @@
 //! through [`Ui`]; they make no system calls of their own.
 
 mod create;
+#[cfg(target_os = "linux")]
+mod exec;
 mod images;
+#[cfg(target_os = "linux")]
+mod launch;
+#[cfg(target_os = "linux")]
+mod status;
+#[cfg(target_os = "linux")]
+mod stop;
 
 use std::process::ExitCode;
 
@@ -19,6 +27,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Images(args) => images::run(&args, &ui),
         Command::Create(args) => create::run(&args, &ui),
+        #[cfg(target_os = "linux")]
+        Command::Launch(args) => launch::run(&args, &ui),
+        #[cfg(target_os = "linux")]
+        Command::Exec(args) => exec::run(&args, &ui),
+        #[cfg(target_os = "linux")]
+        Command::Stop(args) => stop::run(&args, &ui),
+        #[cfg(target_os = "linux")]
+        Command::Status(args) => status::run(&args, &ui),
     }
 }
 

@@ -1,0 +1,32 @@
+//! `distrod exec`: run a command in the container (launching it first if needed) and exit
+//! with the command's code.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::cli::ExecArgs;
+use crate::linux::{self, enter, state};
+use crate::ui::Ui;
+
+pub fn run(args: &ExecArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
+    linux::require_root("exec")?;
+    // Without --no-launch, go through the launch lock even when it runs: a launch in
+    // progress is then waited for (until systemd is ready) instead of raced.
+    let st = if args.no_launch {
+        state::running().ok_or(linux::Error::NotRunning)?
+    } else {
+        super::launch::ensure_running(ui)?
+    };
+    let cmd = enter::Command {
+        argv: args.command.clone(),
+        user: args.user.clone(),
+        cwd: args.workdir.clone(),
+        caller_cwd: std::env::current_dir().ok(),
+        caller_env: std::env::vars().collect(),
+        capture: false,
+    };
+    let exit = enter::run(st.pid, &cmd, ui)
+        .with_context(|| format!("cannot run {:?} in the container", args.command[0]))?;
+    Ok(ExitCode::from((exit.code & 0xff) as u8))
+}

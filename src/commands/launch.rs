@@ -1,0 +1,59 @@
+//! `distrod launch`: start the container (once) and say how it went.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::cli::LaunchArgs;
+use crate::linux::launch::{self, Options, Outcome};
+use crate::linux::state::State;
+use crate::ui::Ui;
+
+pub fn run(args: &LaunchArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
+    crate::linux::require_root("launch")?;
+    let opts = Options {
+        rootfs: args.rootfs.clone(),
+        wait: (!args.no_wait).then(|| Duration::from_secs(args.timeout)),
+    };
+    let outcome = launch::launch(&opts).context("cannot launch the container")?;
+    report(ui, &outcome);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Makes sure the container runs (for `exec`): launches it with the defaults if needed.
+pub fn ensure_running(ui: &Ui) -> anyhow::Result<State> {
+    let opts = Options {
+        rootfs: None,
+        wait: Some(Duration::from_secs(60)),
+    };
+    let outcome = launch::launch(&opts).context("cannot launch the container")?;
+    if let Outcome::Started { .. } = outcome {
+        report(ui, &outcome);
+    }
+    Ok(match outcome {
+        Outcome::Started { state, .. } | Outcome::AlreadyRunning(state) => state,
+    })
+}
+
+fn report(ui: &Ui, outcome: &Outcome) {
+    match outcome {
+        Outcome::Started {
+            state,
+            elapsed,
+            ready: true,
+        } => ui.status(format_args!(
+            "systemd is running in the container (pid {}, {:.2} s)",
+            state.pid,
+            elapsed.as_secs_f64()
+        )),
+        Outcome::Started { state, .. } => ui.status(format_args!(
+            "systemd is starting in the container (pid {})",
+            state.pid
+        )),
+        Outcome::AlreadyRunning(state) => ui.status(format_args!(
+            "systemd is already running in the container (pid {})",
+            state.pid
+        )),
+    }
+}

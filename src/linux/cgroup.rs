@@ -1,0 +1,141 @@
+//! The container's cgroup: `<cgroup2 mount>/distrod`, created by the launcher and made the
+//! root of the container's cgroup namespace, so systemd manages a tree of its own and
+//! never sees (or rewrites) the distro's. WSL and hybrid hosts mount cgroup2 at
+//! /sys/fs/cgroup or /sys/fs/cgroup/unified; it is found in /proc/self/mountinfo.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::{Context, Error, Result};
+
+pub const NAME: &str = "distrod";
+
+/// The mount point of the first cgroup2 mount in a mountinfo text (proc(5): field 5 is
+/// the mount point, the filesystem type follows the " - " separator).
+pub fn parse_cgroup2_mount(mountinfo: &str) -> Option<PathBuf> {
+    mountinfo.lines().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        if right.split_whitespace().next()? != "cgroup2" {
+            return None;
+        }
+        left.split_whitespace()
+            .nth(4)
+            .map(|p| PathBuf::from(unescape(p)))
+    })
+}
+
+/// mountinfo escapes space, tab, newline and backslash as octal `\NNN`.
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 4 <= b.len() && b[i + 1..i + 4].iter().all(u8::is_ascii_digit) {
+            let v = u8::from_str_radix(&s[i + 1..i + 4], 8).unwrap_or(b'?');
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+pub fn cgroup2_mount() -> Result<PathBuf> {
+    let mi =
+        fs::read_to_string("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo".into())?;
+    parse_cgroup2_mount(&mi).ok_or_else(|| {
+        Error::Other("no cgroup2 filesystem is mounted (see /proc/self/mountinfo)".into())
+    })
+}
+
+/// `<cgroup2 mount>/distrod`.
+pub fn container_dir() -> Result<PathBuf> {
+    Ok(cgroup2_mount()?.join(NAME))
+}
+
+/// `populated 1` in cgroup.events: some process lives in this cgroup or below.
+pub fn is_populated(dir: &Path) -> bool {
+    fs::read_to_string(dir.join("cgroup.events"))
+        .map(|s| s.lines().any(|l| l == "populated 1"))
+        .unwrap_or(false)
+}
+
+/// Moves the calling process into `dir` (writing 0 to cgroup.procs means "me").
+pub fn join(dir: &Path) -> Result<()> {
+    let procs = dir.join("cgroup.procs");
+    fs::write(&procs, "0").ctx(|| format!("join cgroup {}", dir.display()))
+}
+
+/// The cgroup of `pid` as an absolute directory in our cgroup2 mount. /proc/PID/cgroup
+/// shows the path relative to the *reader's* cgroup namespace root, which is the root of
+/// `mount` for a process outside the container.
+pub fn dir_of(pid: i32, mount: &Path) -> Result<PathBuf> {
+    let text = fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .ctx(|| format!("read /proc/{pid}/cgroup"))?;
+    let rel = text
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .ok_or_else(|| Error::Other(format!("no cgroup2 entry in /proc/{pid}/cgroup")))?;
+    Ok(mount.join(rel.trim_start_matches('/')))
+}
+
+/// Waits until nothing lives in `dir` (the kernel empties a cgroup a moment after its last
+/// process is reaped, not when it exits). False on timeout.
+pub fn wait_unpopulated(dir: &Path, timeout: Duration) -> bool {
+    let t0 = Instant::now();
+    while is_populated(dir) {
+        if t0.elapsed() > timeout {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    true
+}
+
+/// rmdir(2) `dir` and every cgroup below it, children first (a cgroup with children
+/// cannot be removed; its interface files need no removal). Returns how many went.
+pub fn remove_tree(dir: &Path) -> Result<usize> {
+    let mut n = 0;
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                n += remove_tree(&e.path())?;
+            }
+        }
+    }
+    match fs::remove_dir(dir) {
+        Ok(()) => Ok(n + 1),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(n),
+        Err(e) => Err(e).ctx(|| format!("remove cgroup {}", dir.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_cgroup2_in_hybrid_and_unified_layouts() {
+        let hybrid = "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n\
+            40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd\n\
+            41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
+        assert_eq!(
+            parse_cgroup2_mount(hybrid),
+            Some(PathBuf::from("/sys/fs/cgroup/unified"))
+        );
+        let unified =
+            "30 23 0:26 / /sys/fs/cgroup rw,nosuid shared:9 - cgroup2 cgroup2 rw,nsdelegate\n";
+        assert_eq!(
+            parse_cgroup2_mount(unified),
+            Some(PathBuf::from("/sys/fs/cgroup"))
+        );
+        assert_eq!(
+            parse_cgroup2_mount("1 0 0:1 / / rw - ext4 /dev/sda rw\n"),
+            None
+        );
+        assert_eq!(unescape("/a\\040b"), "/a b");
+    }
+}

@@ -1,0 +1,369 @@
+//! Just enough of the D-Bus wire protocol (little-endian, method calls, fd passing) to
+//! call one method on the system bus and keep the fds of the reply. busctl cannot be used
+//! for logind's CreateSession: it exits and closes the session's fifo fd, which ends the
+//! session at once. Spec: https://dbus.freedesktop.org/doc/dbus-specification.html
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+
+pub const SYSTEM_BUS: &str = "/run/dbus/system_bus_socket";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbusError {
+    #[error("cannot talk to the system bus at {SYSTEM_BUS}")]
+    Io(#[from] std::io::Error),
+    #[error("D-Bus protocol: {0}")]
+    Protocol(String),
+    #[error("{name}: {text}")]
+    Remote { name: String, text: String },
+}
+
+type Result<T> = std::result::Result<T, DbusError>;
+
+fn proto(s: impl Into<String>) -> DbusError {
+    DbusError::Protocol(s.into())
+}
+
+/// Marshals a message body with D-Bus alignment rules.
+#[derive(Default)]
+pub struct Writer {
+    pub buf: Vec<u8>,
+}
+
+impl Writer {
+    pub fn pad(&mut self, n: usize) {
+        while self.buf.len() % n != 0 {
+            self.buf.push(0);
+        }
+    }
+    pub fn u8(&mut self, v: u8) {
+        self.buf.push(v);
+    }
+    pub fn u32(&mut self, v: u32) {
+        self.pad(4);
+        self.buf.extend_from_slice(&v.to_le_bytes());
+    }
+    /// STRING and OBJECT_PATH: u32 length, bytes, NUL.
+    pub fn str(&mut self, s: &str) {
+        self.u32(s.len() as u32);
+        self.buf.extend_from_slice(s.as_bytes());
+        self.buf.push(0);
+    }
+    /// SIGNATURE: u8 length, bytes, NUL.
+    pub fn sig(&mut self, s: &str) {
+        self.u8(s.len() as u8);
+        self.buf.extend_from_slice(s.as_bytes());
+        self.buf.push(0);
+    }
+}
+
+/// Unmarshals; every read is bounds-checked (a malformed reply is an error, not a panic).
+pub struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(buf: &'a [u8]) -> Self {
+        Reader { buf, pos: 0 }
+    }
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let end = self.pos.checked_add(n).filter(|e| *e <= self.buf.len());
+        let end = end.ok_or_else(|| proto("message truncated"))?;
+        let s = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+    fn align(&mut self, n: usize) -> Result<()> {
+        let pad = (n - self.pos % n) % n;
+        self.take(pad).map(drop)
+    }
+    pub fn u8(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+    pub fn u32(&mut self) -> Result<u32> {
+        self.align(4)?;
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
+    }
+    pub fn str(&mut self) -> Result<String> {
+        let n = self.u32()? as usize;
+        let s = String::from_utf8_lossy(self.take(n)?).into_owned();
+        self.take(1)?;
+        Ok(s)
+    }
+    pub fn sig(&mut self) -> Result<String> {
+        let n = self.u8()? as usize;
+        let s = String::from_utf8_lossy(self.take(n)?).into_owned();
+        self.take(1)?;
+        Ok(s)
+    }
+}
+
+/// A method return (or error) with the fds that came with it.
+pub struct Reply {
+    pub signature: String,
+    pub body: Vec<u8>,
+    pub fds: Vec<OwnedFd>,
+}
+
+struct Header {
+    mtype: u8,
+    reply_serial: u32,
+    error: String,
+    signature: String,
+    nfds: usize,
+}
+
+/// Parses a header's field array (after the 16 fixed bytes).
+fn parse_header(raw: &[u8], fields_end: usize) -> Result<Header> {
+    let mut h = Header {
+        mtype: raw[1],
+        reply_serial: 0,
+        error: String::new(),
+        signature: String::new(),
+        nfds: 0,
+    };
+    let mut r = Reader::new(&raw[..fields_end]);
+    r.take(16)?;
+    while r.pos < fields_end {
+        r.align(8)?;
+        let code = r.u8()?;
+        match r.sig()?.as_str() {
+            "s" | "o" => {
+                let v = r.str()?;
+                if code == 4 {
+                    h.error = v;
+                }
+            }
+            "g" => h.signature = r.sig()?,
+            "u" => {
+                let v = r.u32()?;
+                match code {
+                    5 => h.reply_serial = v,
+                    9 => h.nfds = v as usize,
+                    _ => {}
+                }
+            }
+            other => return Err(proto(format!("unexpected header field type {other}"))),
+        }
+    }
+    Ok(h)
+}
+
+pub struct Connection {
+    sock: UnixStream,
+    serial: u32,
+    buf: Vec<u8>,
+    fds: Vec<OwnedFd>,
+}
+
+impl Connection {
+    /// Connects, authenticates with EXTERNAL (our uid, hex-encoded ASCII), asks for fd
+    /// passing and says Hello.
+    pub fn system() -> Result<Connection> {
+        let mut sock = UnixStream::connect(SYSTEM_BUS)?;
+        let uid = nix::unistd::geteuid().as_raw().to_string();
+        let hex: String = uid.bytes().map(|b| format!("{b:02x}")).collect();
+        sock.write_all(format!("\0AUTH EXTERNAL {hex}\r\n").as_bytes())?;
+        let l = read_line(&mut sock)?;
+        if !l.starts_with("OK") {
+            return Err(proto(format!("authentication refused: {l}")));
+        }
+        sock.write_all(b"NEGOTIATE_UNIX_FD\r\n")?;
+        let l = read_line(&mut sock)?;
+        if !l.starts_with("AGREE_UNIX_FD") {
+            return Err(proto(format!("no fd passing: {l}")));
+        }
+        sock.write_all(b"BEGIN\r\n")?;
+        let mut c = Connection {
+            sock,
+            serial: 0,
+            buf: Vec::new(),
+            fds: Vec::new(),
+        };
+        c.call(
+            "org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus",
+            "Hello",
+            "",
+            &[],
+        )?;
+        Ok(c)
+    }
+
+    /// A METHOD_CALL, waiting for its reply (other messages are dropped).
+    pub fn call(
+        &mut self,
+        dest: &str,
+        path: &str,
+        iface: &str,
+        member: &str,
+        signature: &str,
+        body: &[u8],
+    ) -> Result<Reply> {
+        self.serial += 1;
+        let mut h = Writer::default();
+        h.u8(b'l'); // little-endian
+        h.u8(1); // METHOD_CALL
+        h.u8(0); // flags
+        h.u8(1); // protocol version
+        h.u32(body.len() as u32);
+        h.u32(self.serial);
+        h.u32(0); // length of the field array, patched below
+        let start = h.buf.len();
+        let mut field = |code: u8, t: &str, v: &str| {
+            h.pad(8);
+            h.u8(code);
+            h.sig(t);
+            if t == "g" { h.sig(v) } else { h.str(v) }
+        };
+        field(1, "o", path);
+        field(2, "s", iface);
+        field(3, "s", member);
+        field(6, "s", dest);
+        if !signature.is_empty() {
+            field(8, "g", signature);
+        }
+        let len = (h.buf.len() - start) as u32;
+        h.buf[12..16].copy_from_slice(&len.to_le_bytes());
+        h.pad(8);
+        h.buf.extend_from_slice(body);
+        self.sock.write_all(&h.buf)?;
+        loop {
+            let (hdr, body, fds) = self.recv()?;
+            if !matches!(hdr.mtype, 2 | 3) || hdr.reply_serial != self.serial {
+                continue;
+            }
+            if hdr.mtype == 3 {
+                let text = if hdr.signature.starts_with('s') {
+                    Reader::new(&body).str().unwrap_or_default()
+                } else {
+                    String::new()
+                };
+                return Err(DbusError::Remote {
+                    name: hdr.error,
+                    text,
+                });
+            }
+            return Ok(Reply {
+                signature: hdr.signature,
+                body,
+                fds,
+            });
+        }
+    }
+
+    /// recvmsg(2) into the buffer, collecting SCM_RIGHTS fds (close-on-exec).
+    fn fill(&mut self) -> Result<()> {
+        let mut data = vec![0u8; 65536];
+        let mut cmsg = [0u64; 32];
+        let mut iov = libc::iovec {
+            iov_base: data.as_mut_ptr().cast(),
+            iov_len: data.len(),
+        };
+        // SAFETY: zeroed msghdr is valid; the buffers outlive the call.
+        let mut mh: libc::msghdr = unsafe { std::mem::zeroed() };
+        mh.msg_iov = &mut iov;
+        mh.msg_iovlen = 1;
+        mh.msg_control = cmsg.as_mut_ptr().cast();
+        mh.msg_controllen = std::mem::size_of_val(&cmsg) as _;
+        let n = loop {
+            // SAFETY: mh is initialised.
+            let n =
+                unsafe { libc::recvmsg(self.sock.as_raw_fd(), &mut mh, libc::MSG_CMSG_CLOEXEC) };
+            if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            break n;
+        };
+        if n < 0 {
+            return Err(std::io::Error::last_os_error().into());
+        }
+        if n == 0 {
+            return Err(proto("the bus closed the connection"));
+        }
+        self.buf.extend_from_slice(&data[..n as usize]);
+        // SAFETY: walking the control messages the kernel wrote, within msg_controllen.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(&mh);
+            while !c.is_null() {
+                if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                    let len = (*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+                    let p = libc::CMSG_DATA(c) as *const RawFd;
+                    for i in 0..len / std::mem::size_of::<RawFd>() {
+                        self.fds
+                            .push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(p.add(i))));
+                    }
+                }
+                c = libc::CMSG_NXTHDR(&mh, c);
+            }
+        }
+        Ok(())
+    }
+
+    fn recv(&mut self) -> Result<(Header, Vec<u8>, Vec<OwnedFd>)> {
+        while self.buf.len() < 16 {
+            self.fill()?;
+        }
+        if self.buf[0] != b'l' {
+            return Err(proto("big-endian messages are not supported"));
+        }
+        let body_len = u32::from_le_bytes(self.buf[4..8].try_into().expect("4")) as usize;
+        let fields_len = u32::from_le_bytes(self.buf[12..16].try_into().expect("4")) as usize;
+        let fields_end = 16 + fields_len;
+        let body_start = fields_end.div_ceil(8) * 8;
+        let total = body_start + body_len;
+        while self.buf.len() < total {
+            self.fill()?;
+        }
+        let raw: Vec<u8> = self.buf.drain(..total).collect();
+        let hdr = parse_header(&raw, fields_end)?;
+        while self.fds.len() < hdr.nfds {
+            self.fill()?;
+        }
+        let fds = self.fds.drain(..hdr.nfds).collect();
+        Ok((hdr, raw[body_start..].to_vec(), fds))
+    }
+}
+
+fn read_line(s: &mut UnixStream) -> Result<String> {
+    let mut out = Vec::new();
+    let mut b = [0u8; 1];
+    while !out.ends_with(b"\r\n") {
+        if s.read(&mut b)? == 0 {
+            return Err(proto("connection closed during authentication"));
+        }
+        out.push(b[0]);
+    }
+    Ok(String::from_utf8_lossy(&out).trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marshalling_aligns_and_round_trips() {
+        let mut w = Writer::default();
+        w.u8(7);
+        w.str("ab");
+        w.u32(9);
+        w.sig("us");
+        assert_eq!(
+            w.buf,
+            [
+                7, 0, 0, 0, 2, 0, 0, 0, b'a', b'b', 0, 0, 9, 0, 0, 0, 2, b'u', b's', 0
+            ]
+        );
+        let mut r = Reader::new(&w.buf);
+        assert_eq!(r.u8().unwrap(), 7);
+        assert_eq!(r.str().unwrap(), "ab");
+        assert_eq!(r.u32().unwrap(), 9);
+        assert_eq!(r.sig().unwrap(), "us");
+        assert!(r.u8().is_err());
+    }
+}

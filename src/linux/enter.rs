@@ -1,0 +1,463 @@
+//! Running a command in the container (`exec`, and `status`'s systemctl calls).
+//!
+//! Process shape (the prototype's "double fork", proven against systemd's shutdown):
+//! ```text
+//! caller ─ fork ─▶ A: joins PID 1's cgroup, setns(cgroup, ipc, uts, pid, mnt), looks
+//!                     the user up in the container, forks, waits, exits
+//!                  └▶ (first process inside the pid namespace) forks B and exits
+//!                     └▶ B (parent: the container's systemd): session reaper: subreaper,
+//!                        logind session, forks the command, reaps, reports its status
+//! ```
+//! Nothing in the container has a parent outside it. A foreground `nsenter` is that parent,
+//! and systemd-shutdown's SIGSTOP of every process then stops nsenter with its child
+//! (never reaped): poweroff hangs 90 s + 90 s. Here the caller only holds a socket to B:
+//! B says hello (SCM_CREDENTIALS gives the caller B's pid in *its* pid namespace, for
+//! forwarding signals), then sends the exit code; EOF without one means the container
+//! went away (255).
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use nix::errno::Errno;
+use nix::sched::{CloneFlags, setns};
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Gid, Pid, Uid, fork};
+
+use super::state::NAMESPACES;
+use super::users::{self, User};
+use super::{Context, Error, Result, cgroup, logind, shim, sys};
+use crate::ui::Ui;
+
+/// What to run.
+#[derive(Debug, Clone, Default)]
+pub struct Command {
+    pub argv: Vec<String>,
+    /// Run as this user (name or uid) in a logind session; None: root, no session.
+    pub user: Option<String>,
+    /// Working directory inside the container; None: the caller's, if it exists inside,
+    /// else the user's home.
+    pub cwd: Option<PathBuf>,
+    /// The caller's working directory (tried when `cwd` is None).
+    pub caller_cwd: Option<PathBuf>,
+    /// Caller environment variables passed through (see [`PASSED_ENV`]).
+    pub caller_env: Vec<(String, String)>,
+    /// Capture stdout (stderr goes to /dev/null) instead of sharing the caller's stdio.
+    pub capture: bool,
+}
+
+/// Caller variables worth keeping: the terminal, the locale, and WSL's session variables
+/// (interop, WSLg). Everything else is the container's business.
+pub const PASSED_ENV: [&str; 10] = [
+    "TERM",
+    "COLORTERM",
+    "LANG",
+    "LC_ALL",
+    "WSL_DISTRO_NAME",
+    "WSL_INTEROP",
+    "WSLENV",
+    "DISPLAY",
+    "WAYLAND_DISPLAY",
+    "PULSE_SERVER",
+];
+
+/// The signals the caller forwards to the command (through B): what a terminal or a
+/// supervisor sends to a foreground process.
+pub const FORWARDED: [Signal; 7] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGWINCH,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
+
+/// The container vanished while the command ran.
+pub const CODE_VANISHED: i32 = 255;
+
+#[derive(Debug)]
+pub struct Exit {
+    pub code: i32,
+    pub stdout: Vec<u8>,
+}
+
+/// The session's environment: a clean one, as login(1) would build it.
+pub fn session_env(
+    user: &User,
+    runtime_dir: Option<&str>,
+    session_id: Option<&str>,
+    passed: &[(String, String)],
+) -> Vec<String> {
+    let path = if user.uid == 0 {
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    } else {
+        "/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games"
+    };
+    let mut env = vec![
+        format!("PATH={path}"),
+        format!("HOME={}", user.home.display()),
+        format!("USER={}", user.name),
+        format!("LOGNAME={}", user.name),
+        format!("SHELL={}", user.shell),
+    ];
+    if let Some(dir) = runtime_dir {
+        env.push(format!("XDG_RUNTIME_DIR={dir}"));
+        env.push(format!("DBUS_SESSION_BUS_ADDRESS=unix:path={dir}/bus"));
+    }
+    if let Some(id) = session_id {
+        env.push(format!("XDG_SESSION_ID={id}"));
+        env.push("XDG_SESSION_TYPE=tty".into());
+        env.push("XDG_SESSION_CLASS=user".into());
+    }
+    env.extend(
+        passed
+            .iter()
+            .filter(|(k, _)| PASSED_ENV.contains(&k.as_str()))
+            .map(|(k, v)| format!("{k}={v}")),
+    );
+    env
+}
+
+/// Runs `cmd` in the container whose PID 1 is `pid` (outer pid namespace) and returns its
+/// exit code: the command's, 128+signal, 127/126 when it cannot be executed, 255 when the
+/// container vanished.
+pub fn run(pid: i32, cmd: &Command, ui: &Ui) -> Result<Exit> {
+    if cmd.argv.is_empty() {
+        return Err(Error::Other("no command given".into()));
+    }
+    // Every namespace fd first: after setns(mnt) our /proc is the container's, where
+    // systemd is pid 1.
+    let mut ns = Vec::new();
+    for name in NAMESPACES {
+        let f = File::open(format!("/proc/{pid}/ns/{name}"))
+            .ctx(|| format!("open the container's {name} namespace"))?;
+        ns.push((name, f));
+    }
+    // init.scope once systemd has moved itself there: processes outside any unit would
+    // sit in the container's root cgroup, which systemd considers its own.
+    let cg = cgroup::dir_of(pid, &cgroup::cgroup2_mount()?)?;
+    let (ours, theirs) = sys::socketpair_passcred()?;
+    let capture = if cmd.capture {
+        Some(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe".into())?)
+    } else {
+        None
+    };
+
+    // SAFETY: single-threaded; the child makes syscalls and exits.
+    match unsafe { fork() }.ctx(|| "fork".into())? {
+        ForkResult::Child => {
+            drop(ours);
+            let out = capture.map(|(_, w)| w);
+            let mut sock = File::from(theirs);
+            if let Err(e) = join_and_fork(&ns, &cg, cmd, out, &mut sock, ui) {
+                let _ = sock.write_all(format!("e{}", super::chain(&e)).as_bytes());
+            }
+            // SAFETY: leave the fork without the parent's destructors.
+            unsafe { libc::_exit(0) }
+        }
+        ForkResult::Parent { child } => {
+            drop(theirs);
+            drop(ns);
+            let reader = capture.map(|(r, _w)| File::from(r));
+            let _ = waitpid(child, None); // A exits right after forking B
+            let reaper = hello(&ours)?;
+            FORWARD_TO.store(reaper, Ordering::SeqCst);
+            install_forwarding();
+            let mut stdout = Vec::new();
+            if let Some(mut r) = reader {
+                let _ = r.read_to_end(&mut stdout);
+            }
+            let code = read_code(&ours);
+            FORWARD_TO.store(0, Ordering::SeqCst);
+            Ok(Exit { code, stdout })
+        }
+    }
+}
+
+/// B's hello: `h` with credentials, or `e` and an error message from A.
+fn hello(sock: &OwnedFd) -> Result<i32> {
+    match sys::recv_with_pid(sock)? {
+        Some((b'h', pid)) if pid > 0 => Ok(pid),
+        Some((b'e', _)) => {
+            let mut msg = String::new();
+            let _ = File::from(sock.try_clone().ctx(|| "dup".into())?).read_to_string(&mut msg);
+            Err(Error::Other(format!("cannot enter the container: {msg}")))
+        }
+        _ => Err(Error::Other(
+            "cannot enter the container (its helper exited without a word)".into(),
+        )),
+    }
+}
+
+/// A's part: runs inside the container's namespaces; returns only on error.
+fn join_and_fork(
+    ns: &[(&str, File)],
+    cg: &Path,
+    cmd: &Command,
+    out: Option<OwnedFd>,
+    sock: &mut File,
+    ui: &Ui,
+) -> Result<()> {
+    cgroup::join(cg)?;
+    for (name, f) in ns {
+        setns(f, CloneFlags::empty()).ctx(|| format!("enter the container's {name} namespace"))?;
+    }
+    nix::unistd::chdir("/").ctx(|| "chdir /".into())?;
+    let who = cmd.user.as_deref().unwrap_or("0");
+    let (user, groups) = users::lookup(who)?;
+    // setns(CLONE_NEWPID) only places our *children* in the container's pid namespace,
+    // and an orphan is re-parented within the namespace of the parent that exited
+    // (kernel/exit.c: find_child_reaper): only a grandchild, orphaned by a process that
+    // is itself inside, lands under the container's systemd.
+    // SAFETY: as above.
+    match unsafe { fork() }.ctx(|| "fork into the container".into())? {
+        ForkResult::Parent { child } => {
+            let _ = waitpid(child, None);
+            // SAFETY: A is done.
+            unsafe { libc::_exit(0) }
+        }
+        ForkResult::Child => {}
+    }
+    // SAFETY: as above.
+    match unsafe { fork() }.ctx(|| "fork the session reaper".into())? {
+        ForkResult::Parent { .. } => {
+            // SAFETY: the intermediate is done; the reaper is re-parented to systemd.
+            unsafe { libc::_exit(0) }
+        }
+        ForkResult::Child => {
+            // The reaper. The hello byte carries our credentials (SO_PASSCRED on the
+            // other end).
+            sock.write_all(b"h").ctx(|| "say hello".into())?;
+            let code = reaper(cmd, &user, &groups, out, ui);
+            let _ = sock.write_all(&(code as u32).to_le_bytes());
+            // SAFETY: as above.
+            unsafe { libc::_exit(code & 0xff) }
+        }
+    }
+}
+
+static FORWARD_TO: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward(sig: libc::c_int) {
+    let pid = FORWARD_TO.load(Ordering::SeqCst);
+    if pid > 0 {
+        // SAFETY: kill(2) is async-signal-safe (signal-safety(7)).
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+fn install_forwarding() {
+    let sa = SigAction::new(
+        SigHandler::Handler(forward),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for s in FORWARDED {
+        // SAFETY: the handler only loads an atomic and calls kill.
+        let _ = unsafe { sigaction(s, &sa) };
+    }
+}
+
+/// B: session leader and subreaper; returns the command's code (tini's rules).
+fn reaper(cmd: &Command, user: &User, groups: &[u32], out: Option<OwnedFd>, ui: &Ui) -> i32 {
+    let _ = nix::unistd::setsid();
+    // Orphans of the command are re-parented to us, not to systemd, while it runs.
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    let me = std::process::id();
+    let mut session = None;
+    let mut runtime = None;
+    if cmd.user.is_some() {
+        match logind::create_session(user.uid, me, "distrod") {
+            Ok(s) => {
+                runtime = Some(s.runtime_path.clone());
+                session = Some(s);
+            }
+            Err(e) => {
+                let dir = format!("/run/user/{}", user.uid);
+                ui.warn(format_args!(
+                    "no logind session for {} ({}); running the command without one",
+                    user.name,
+                    super::chain(&e)
+                ));
+                if Path::new(&dir).is_dir() {
+                    runtime = Some(dir);
+                }
+            }
+        }
+    }
+    let env = session_env(
+        user,
+        runtime.as_deref(),
+        session.as_ref().map(|s| s.id.as_str()),
+        &cmd.caller_env,
+    );
+    let cwd = working_dir(cmd, user);
+    // SAFETY: as above.
+    let child = match unsafe { fork() } {
+        Ok(ForkResult::Child) => {
+            drop(session);
+            exec_command(cmd, user, groups, &cwd, &env, out)
+        }
+        Ok(ForkResult::Parent { child }) => child,
+        Err(e) => {
+            ui.warn(format_args!("cannot fork: {e}"));
+            return 125;
+        }
+    };
+    drop(out);
+    FORWARD_TO.store(child.as_raw(), Ordering::SeqCst);
+    install_forwarding();
+    let mut code = None;
+    loop {
+        // Blocking wait for any child (never WUNTRACED: a stopped child is not an end).
+        match waitpid(Pid::from_raw(-1), None) {
+            Ok(st) if st.pid() == Some(child) => {
+                if let Some(c) = code_of(st) {
+                    code = Some(c);
+                    break;
+                }
+            }
+            Ok(_) | Err(Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+    }
+    // Reap what has already exited; anything still running is re-parented to systemd
+    // when we exit.
+    while let Ok(st) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+        if st == WaitStatus::StillAlive {
+            break;
+        }
+    }
+    drop(session); // closes the fifo: logind ends the session
+    code.unwrap_or(125)
+}
+
+fn working_dir(cmd: &Command, user: &User) -> PathBuf {
+    if let Some(d) = &cmd.cwd {
+        return d.clone();
+    }
+    match &cmd.caller_cwd {
+        Some(d) if d.is_dir() => d.clone(),
+        _ => user.home.clone(),
+    }
+}
+
+/// The command's process: credentials, directory, exec. Never returns.
+fn exec_command(
+    cmd: &Command,
+    user: &User,
+    groups: &[u32],
+    cwd: &Path,
+    env: &[String],
+    out: Option<OwnedFd>,
+) -> ! {
+    shim::reset_signals();
+    let fail = |msg: String, code: i32| -> ! {
+        let _ = writeln!(std::io::stderr(), "distrod: {msg}");
+        // SAFETY: leave the fork.
+        unsafe { libc::_exit(code) }
+    };
+    if let Some(w) = out {
+        let _ = sys::dup2_std(&w, 1);
+        if let Ok(null) = File::options().write(true).open("/dev/null") {
+            let _ = sys::dup2_std(&null, 2);
+        }
+    }
+    if user.uid != 0 || cmd.user.is_some() {
+        let gids: Vec<Gid> = groups.iter().map(|g| Gid::from_raw(*g)).collect();
+        if let Err(e) = nix::unistd::setgroups(&gids)
+            .and_then(|_| nix::unistd::setgid(Gid::from_raw(user.gid)))
+            .and_then(|_| nix::unistd::setuid(Uid::from_raw(user.uid)))
+        {
+            fail(format!("cannot switch to user {}: {e}", user.name), 126);
+        }
+    }
+    if let Err(e) = nix::unistd::chdir(cwd) {
+        if cmd.cwd.is_some() {
+            fail(format!("cannot change to {}: {e}", cwd.display()), 126);
+        }
+        let _ = nix::unistd::chdir(&user.home).or_else(|_| nix::unistd::chdir("/"));
+    }
+    let to_c = |v: &[String]| -> Vec<CString> {
+        v.iter()
+            .map(|s| CString::new(s.as_str()).unwrap_or_default())
+            .collect()
+    };
+    let argv = to_c(&cmd.argv);
+    let envp = to_c(env);
+    // execvpe(3) searches PATH of *our* environment: point it at the session's PATH.
+    if let Some(p) = env.iter().find_map(|e| e.strip_prefix("PATH=")) {
+        // SAFETY: single-threaded child.
+        unsafe { std::env::set_var("PATH", p) };
+    }
+    let e = nix::unistd::execvpe(&argv[0], &argv, &envp).unwrap_err();
+    let code = if e == Errno::ENOENT { 127 } else { 126 };
+    fail(format!("{}: {}", cmd.argv[0], e.desc()), code)
+}
+
+/// tini: the exit code, or 128+signal.
+fn code_of(st: WaitStatus) -> Option<i32> {
+    match st {
+        WaitStatus::Exited(_, c) => Some(c),
+        WaitStatus::Signaled(_, s, _) => Some(128 + s as i32),
+        _ => None,
+    }
+}
+
+/// The code B sent; EOF without one: B was killed with the container.
+fn read_code(sock: &OwnedFd) -> i32 {
+    let mut f = File::from(sock.try_clone().expect("dup"));
+    let mut b = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        match f.read(&mut b[got..]) {
+            Ok(0) => return CODE_VANISHED,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return CODE_VANISHED,
+        }
+    }
+    u32::from_le_bytes(b) as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_of_a_user_session() {
+        let u = User {
+            name: "distrod".into(),
+            uid: 1000,
+            gid: 1000,
+            home: "/home/distrod".into(),
+            shell: "/bin/bash".into(),
+        };
+        let passed = vec![
+            ("TERM".to_string(), "xterm".to_string()),
+            ("SECRET".to_string(), "x".to_string()),
+        ];
+        assert_eq!(
+            session_env(&u, Some("/run/user/1000"), Some("3"), &passed),
+            [
+                "PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games",
+                "HOME=/home/distrod",
+                "USER=distrod",
+                "LOGNAME=distrod",
+                "SHELL=/bin/bash",
+                "XDG_RUNTIME_DIR=/run/user/1000",
+                "DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/1000/bus",
+                "XDG_SESSION_ID=3",
+                "XDG_SESSION_TYPE=tty",
+                "XDG_SESSION_CLASS=user",
+                "TERM=xterm",
+            ]
+        );
+    }
+}

@@ -1,0 +1,257 @@
+//! Starting the container: one at a time (the state lock), detached from the caller, and
+//! reporting back when systemd says READY=1 over the notify socket.
+//!
+//! Process shape: the caller forks an intermediate process that calls setsid, moves into
+//! the container's cgroup, unshares the namespaces and forks the shim, which becomes PID 1
+//! of the new pid namespace (unshare(CLONE_NEWPID) only affects children). The
+//! intermediate exits at once, so systemd is re-parented to the distro's init: nothing of
+//! the caller (terminal, process group, session) stays attached to it.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sched::{CloneFlags, unshare};
+use nix::unistd::{ForkResult, fork, setsid};
+
+use super::mounts::{self, Inputs};
+use super::state::{self, NAMESPACES, NOTIFY_SOCKET, State};
+use super::{Context, Error, Result, cgroup, shim, stop, sys};
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// None: the running distro itself.
+    pub rootfs: Option<PathBuf>,
+    /// Wait this long for READY=1; None: return once systemd was started.
+    pub wait: Option<Duration>,
+}
+
+#[derive(Debug)]
+pub enum Outcome {
+    Started {
+        state: State,
+        elapsed: Duration,
+        /// systemd reported READY=1 (false with `--no-wait`).
+        ready: bool,
+    },
+    AlreadyRunning(State),
+}
+
+/// The namespaces the container gets besides mount and pid: uts so that systemd may set
+/// the hostname from /etc/hostname without renaming the distro; ipc so that System V IPC
+/// and POSIX message queues (which systemd cleans up for users that log out, see
+/// RemoveIPC= in logind.conf(5)) are the container's own; cgroup so that systemd sees
+/// the container's cgroup as its root and manages a tree of its own there.
+fn clone_flags() -> CloneFlags {
+    CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWCGROUP
+}
+
+/// Starts the container unless it runs; concurrent calls start it exactly once (the
+/// others wait on the lock, then find it running).
+pub fn launch(opts: &Options) -> Result<Outcome> {
+    let rootfs = match &opts.rootfs {
+        Some(dir) => {
+            let dir = dir
+                .canonicalize()
+                .ctx(|| format!("rootfs {}", dir.display()))?;
+            if !dir.is_dir() {
+                return Err(Error::Other(format!(
+                    "{} is not a directory",
+                    dir.display()
+                )));
+            }
+            (dir != Path::new("/")).then_some(dir)
+        }
+        None => None,
+    };
+    let lock = state::lock()?;
+    if let Some(st) = state::load(&lock) {
+        if st.is_alive() {
+            return Ok(Outcome::AlreadyRunning(st));
+        }
+        tracing::debug!(
+            pid = st.pid,
+            "removing the record of a container that is gone"
+        );
+        stop::remove_leftovers(&lock, &st.cgroup)?;
+    }
+    let cg = cgroup::container_dir()?;
+    if cgroup::is_populated(&cg) {
+        return Err(Error::Other(format!(
+            "{} already holds processes: is another container manager using it?",
+            cg.display()
+        )));
+    }
+    std::fs::create_dir_all(&cg).ctx(|| format!("create cgroup {}", cg.display()))?;
+
+    let _ = std::fs::remove_file(NOTIFY_SOCKET);
+    let notify = UnixDatagram::bind(NOTIFY_SOCKET).ctx(|| format!("bind {NOTIFY_SOCKET}"))?;
+    let inputs = Inputs {
+        proc_sys_ro: sys::is_read_only(Path::new("/proc/sys")),
+        wsl_paths: if rootfs.is_some() {
+            mounts::wsl_paths_present()
+        } else {
+            vec![]
+        },
+        has_run_wsl: Path::new("/run/WSL").is_dir(),
+        has_console: rootfs
+            .as_deref()
+            .unwrap_or(Path::new("/"))
+            .join("dev/console")
+            .exists()
+            || Path::new("/dev/console").exists(),
+        rootfs: rootfs.clone(),
+    };
+    let steps = mounts::plan(&inputs);
+    tracing::debug!(?steps, "mount plan");
+
+    let t0 = Instant::now();
+    let pid = spawn(&cg, &steps)?;
+    let start_time = sys::start_time(pid)
+        .ok_or_else(|| Error::Other(format!("systemd (pid {pid}) exited at once")))?;
+    let st = State {
+        pid,
+        start_time,
+        namespaces: NAMESPACES
+            .iter()
+            .filter_map(|n| Some((n.to_string(), sys::ns_id(pid, n)?)))
+            .collect(),
+        rootfs: rootfs.unwrap_or_else(|| "/".into()),
+        cgroup: cg,
+        launched_at: state::now(),
+    };
+    state::save(&lock, &st)?;
+    let Some(timeout) = opts.wait else {
+        return Ok(Outcome::Started {
+            state: st,
+            elapsed: t0.elapsed(),
+            ready: false,
+        });
+    };
+    if let Err(e) = wait_ready(&notify, &st, timeout) {
+        if !st.is_alive() {
+            let _ = stop::remove_leftovers(&lock, &st.cgroup);
+        }
+        return Err(e);
+    }
+    Ok(Outcome::Started {
+        state: st,
+        elapsed: t0.elapsed(),
+        ready: true,
+    })
+}
+
+/// Forks the intermediate and the shim; returns systemd's pid once it exec'd (or the
+/// error that kept it from doing so). Both children report over one close-on-exec pipe:
+/// the intermediate writes `pid N`, the shim `error ...` on failure; EOF means the shim
+/// exec'd and the intermediate is gone.
+fn spawn(cg: &Path, steps: &[mounts::Step]) -> Result<i32> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
+    // SAFETY: single-threaded here; the child only makes syscalls and exits or execs.
+    match unsafe { fork() }.ctx(|| "fork".into())? {
+        ForkResult::Child => {
+            drop(r);
+            let mut w = File::from(w);
+            let res = (|| -> Result<()> {
+                setsid().ctx(|| "setsid".into())?;
+                // Before unshare(CLONE_NEWCGROUP): the new namespace is rooted at the
+                // cgroup the caller is in at that moment.
+                cgroup::join(cg)?;
+                unshare(clone_flags()).ctx(|| "unshare the container's namespaces".into())?;
+                // SAFETY: as above.
+                match unsafe { fork() }.ctx(|| "fork PID 1".into())? {
+                    ForkResult::Child => shim::run(steps, w.try_clone().expect("dup")),
+                    ForkResult::Parent { child } => {
+                        let _ = writeln!(w, "pid {child}");
+                        Ok(())
+                    }
+                }
+            })();
+            if let Err(e) = res {
+                let _ = writeln!(w, "error {}", super::chain(&e));
+            }
+            // SAFETY: leave the forked child without running the parent's destructors.
+            unsafe { libc::_exit(0) }
+        }
+        ForkResult::Parent { child } => {
+            drop(w);
+            let _ = nix::sys::wait::waitpid(child, None);
+            let mut text = String::new();
+            File::from(r)
+                .read_to_string(&mut text)
+                .ctx(|| "read the launch report".into())?;
+            parse_report(&text)
+        }
+    }
+}
+
+fn parse_report(text: &str) -> Result<i32> {
+    if let Some(e) = text.lines().find_map(|l| l.strip_prefix("error ")) {
+        return Err(Error::Other(format!("cannot start the container: {e}")));
+    }
+    text.lines()
+        .find_map(|l| l.strip_prefix("pid ")?.trim().parse().ok())
+        .ok_or_else(|| Error::Other("cannot start the container (no report)".into()))
+}
+
+/// sd_notify(3): systemd as a container's PID 1 sends READY=1 to $NOTIFY_SOCKET when the
+/// boot transaction has finished.
+fn wait_ready(sock: &UnixDatagram, st: &State, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .ctx(|| "notify socket".into())?;
+    let mut buf = [0u8; 4096];
+    loop {
+        match sock.recv(&mut buf) {
+            Ok(n) => {
+                let msg = String::from_utf8_lossy(&buf[..n]);
+                tracing::debug!(%msg, "sd_notify");
+                if msg.lines().any(|l| l == "READY=1") {
+                    return Ok(());
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => return Err(e).ctx(|| "read the notify socket".into()),
+        }
+        if !st.is_alive() {
+            return Err(Error::Other(format!(
+                "systemd (pid {}) exited while booting",
+                st.pid
+            )));
+        }
+        if Instant::now() > deadline {
+            return Err(Error::Other(format!(
+                "systemd (pid {}) did not report ready within {} s; it is still running \
+                 (`distrod status`, `distrod stop`)",
+                st.pid,
+                timeout.as_secs()
+            )));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reports() {
+        assert_eq!(super::parse_report("pid 42\n").unwrap(), 42);
+        let e = super::parse_report("pid 42\nerror mount proc: EPERM\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cannot start the container: mount proc: EPERM"
+        );
+        assert!(super::parse_report("").is_err());
+    }
+}

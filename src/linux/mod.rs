@@ -1,0 +1,93 @@
+//! The container runtime (Linux only): a distro's own systemd as PID 1 of new mount, pid,
+//! uts, ipc and cgroup namespaces, and the code that enters it.
+//!
+//! Which code runs where:
+//! - [`launch`] runs in the caller and forks the process that becomes the container's
+//!   PID 1; that process runs [`shim`] (and applies the [`mounts`] plan) before it execs
+//!   systemd. Nothing else ever runs as PID 1.
+//! - [`enter`] joins a running container (setns) for `exec` and `status`; the session
+//!   reaper it forks lives inside the container and may call [`logind`].
+//! - [`stop`] powers the container off and removes what it left behind ([`cgroup`]).
+//! - [`state`] is the record under `/run/distrod` that ties these together.
+
+pub mod cgroup;
+pub mod dbus;
+pub mod enter;
+pub mod launch;
+pub mod logind;
+pub mod mounts;
+pub mod shim;
+pub mod state;
+pub mod stop;
+pub mod sys;
+pub mod users;
+
+/// Failures of the runtime. Each names what was being done; the cause is kept as `source`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{what}")]
+    Sys {
+        what: String,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("{what}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("distrod {0} must run as root")]
+    NotRoot(&'static str),
+    #[error("the container is not running")]
+    NotRunning,
+    #[error("{0}")]
+    Other(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `.sys("mount /proc")?` on a nix result, `.io("read /etc/passwd")?` on an io result.
+pub(crate) trait Context<T> {
+    fn ctx(self, what: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> Context<T> for nix::Result<T> {
+    fn ctx(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| Error::Sys {
+            what: what(),
+            source,
+        })
+    }
+}
+
+impl<T> Context<T> for std::io::Result<T> {
+    fn ctx(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| Error::Io {
+            what: what(),
+            source,
+        })
+    }
+}
+
+/// The runtime's commands need root: namespaces, mounts and cgroups are privileged.
+pub fn require_root(command: &'static str) -> Result<()> {
+    if nix::unistd::geteuid().is_root() {
+        Ok(())
+    } else {
+        Err(Error::NotRoot(command))
+    }
+}
+
+/// "what failed: why": an error and its sources on one line (for reports that cross a
+/// process boundary as text).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

@@ -1,0 +1,512 @@
+//! The container's mount plan as plain data ([`plan`]) and the code that applies it
+//! ([`apply`]), step by step, in the shim (PID 1 of the new namespaces, before systemd).
+//!
+//! Why each step is there:
+//! - WSL mounts `/`, `/proc` and `/sys` *shared* (wsl.md). Without `MS_REC|MS_SLAVE` first,
+//!   every mount below would propagate back into the distro (an earlier tool broke every
+//!   second `wsl -d` session that way). Slave, not private: drives WSL mounts later under
+//!   /mnt must still reach the container.
+//! - A procfs of the new pid namespace; /proc/sys read-only when the caller's is, so the
+//!   container never gets more than the distro had.
+//! - cgroup2 on /sys/fs/cgroup, rooted at the container's cgroup namespace. The distro's
+//!   mount there has to go first (MNT_DETACH also drops v1 submounts): the kernel refuses
+//!   to mount a superblock on the root of a mount of the same superblock (EBUSY).
+//! - A fresh tmpfs /run (systemd expects an empty one at boot) with /run/WSL (interop
+//!   sockets) and the notify socket carried over through O_PATH fds opened beforehand.
+//! - Runtime-only overrides in that /run, leaving the distro's /etc alone:
+//!   console-getty masked (WSL masks it too; there is no console), and
+//!   `d /tmp` instead of Debian's `D /tmp`, which would empty the running distro's /tmp.
+//! - /dev/console bound to /dev/null: systemd's status output must not reach the caller.
+
+use std::ffi::CString;
+use std::fs::{self, OpenOptions};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+
+use super::{Context, Result};
+
+/// Where the launcher's notify socket appears inside the container.
+pub const CONTAINER_NOTIFY: &str = "/run/host/notify";
+
+/// An fd opened (O_PATH) before any mount changes, bound somewhere later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    RunWsl,
+    Notify,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// mount(NULL, target, NULL, flags, NULL): propagation change.
+    Propagation {
+        target: PathBuf,
+        flags: MsFlags,
+    },
+    Mount {
+        source: String,
+        target: PathBuf,
+        fstype: Option<String>,
+        flags: MsFlags,
+        data: Option<String>,
+    },
+    /// Bind `source` (MS_REC when `recursive`); a missing target is created like the
+    /// source (directory or empty file); skipped when the target is a symlink, which
+    /// would be followed in the *outer* tree.
+    Bind {
+        source: PathBuf,
+        target: PathBuf,
+        recursive: bool,
+    },
+    /// Remount a bind mount read-only.
+    ReadOnly {
+        target: PathBuf,
+    },
+    /// umount2(target, MNT_DETACH); "not a mount point" is fine.
+    Detach {
+        target: PathBuf,
+    },
+    /// Bind an fd opened before the mounts started.
+    BindHeld {
+        held: Held,
+        target: PathBuf,
+    },
+    /// pivot_root(".", ".") in `new_root`, then detach the old root stacked on it.
+    PivotRoot {
+        new_root: PathBuf,
+    },
+    Mkdir {
+        path: PathBuf,
+    },
+    Symlink {
+        target: PathBuf,
+        link: PathBuf,
+    },
+    WriteFile {
+        path: PathBuf,
+        contents: String,
+    },
+}
+
+/// What the plan depends on, gathered by the launcher before forking.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inputs {
+    /// None: the running distro itself.
+    pub rootfs: Option<PathBuf>,
+    /// The caller's /proc/sys is read-only.
+    pub proc_sys_ro: bool,
+    /// WSL paths that exist in the distro, bound into a separate rootfs.
+    pub wsl_paths: Vec<PathBuf>,
+    pub has_run_wsl: bool,
+    pub has_console: bool,
+}
+
+/// Paths WSL provides in a distro that a separate rootfs needs too (`/run/WSL` is carried
+/// by fd since /run is replaced; drive letters are added by [`wsl_paths_present`]).
+pub const WSL_PATHS: [&str; 7] = [
+    "/init",
+    "/mnt/wsl",
+    "/mnt/wslg",
+    "/usr/lib/wsl",
+    "/tmp/.X11-unix",
+    "/etc/resolv.conf",
+    "/run/WSL",
+];
+
+/// The WSL paths (and `/mnt/a` .. `/mnt/z`) that exist here.
+pub fn wsl_paths_present() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = WSL_PATHS
+        .iter()
+        .filter(|p| **p != "/run/WSL")
+        .map(PathBuf::from)
+        .collect();
+    v.extend((b'a'..=b'z').map(|c| PathBuf::from(format!("/mnt/{}", c as char))));
+    v.retain(|p| p.exists());
+    v
+}
+
+const NSE: MsFlags = MsFlags::MS_NOSUID
+    .union(MsFlags::MS_NODEV)
+    .union(MsFlags::MS_NOEXEC);
+
+fn p(s: &str) -> PathBuf {
+    PathBuf::from(s)
+}
+
+/// The whole mount sequence of the shim, in order.
+pub fn plan(inp: &Inputs) -> Vec<Step> {
+    let mut v = vec![Step::Propagation {
+        target: p("/"),
+        flags: MsFlags::MS_REC | MsFlags::MS_SLAVE,
+    }];
+    // Before pivot_root, the container's tree is under `root`; after it, at /.
+    let root = inp.rootfs.clone().unwrap_or_else(|| p("/"));
+    let at = |s: &str| root.join(s.trim_start_matches('/'));
+    if inp.rootfs.is_some() {
+        // pivot_root needs the new root to be a mount point.
+        v.push(Step::Bind {
+            source: root.clone(),
+            target: root.clone(),
+            recursive: true,
+        });
+    }
+    v.push(Step::Mount {
+        source: "proc".into(),
+        target: at("/proc"),
+        fstype: Some("proc".into()),
+        flags: NSE,
+        data: None,
+    });
+    if inp.proc_sys_ro {
+        v.push(Step::Bind {
+            source: at("/proc/sys"),
+            target: at("/proc/sys"),
+            recursive: true,
+        });
+        v.push(Step::ReadOnly {
+            target: at("/proc/sys"),
+        });
+    }
+    if inp.rootfs.is_some() {
+        // The distro's /sys (read-only stays read-only: a bind keeps the mount flags) and
+        // /dev (on WSL a devtmpfs; in tests a private tmpfs), then WSL's own paths.
+        for d in ["/sys", "/dev"] {
+            v.push(Step::Bind {
+                source: p(d),
+                target: at(d),
+                recursive: true,
+            });
+        }
+        for w in &inp.wsl_paths {
+            v.push(Step::Bind {
+                source: w.clone(),
+                target: at(&w.to_string_lossy()),
+                recursive: true,
+            });
+        }
+    }
+    v.push(Step::Detach {
+        target: at("/sys/fs/cgroup"),
+    });
+    v.push(Step::Mount {
+        source: "cgroup2".into(),
+        target: at("/sys/fs/cgroup"),
+        fstype: Some("cgroup2".into()),
+        flags: NSE,
+        data: None,
+    });
+    v.push(Step::Mount {
+        source: "tmpfs".into(),
+        target: at("/run"),
+        fstype: Some("tmpfs".into()),
+        flags: MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        data: Some("mode=755".into()),
+    });
+    v.push(Step::Mkdir {
+        path: at("/run/lock"),
+    });
+    if inp.has_run_wsl {
+        v.push(Step::BindHeld {
+            held: Held::RunWsl,
+            target: at("/run/WSL"),
+        });
+    }
+    v.push(Step::BindHeld {
+        held: Held::Notify,
+        target: at(CONTAINER_NOTIFY),
+    });
+    v.push(Step::Symlink {
+        target: p("/dev/null"),
+        link: at("/run/systemd/system/console-getty.service"),
+    });
+    v.push(Step::WriteFile {
+        path: at("/run/tmpfiles.d/tmp.conf"),
+        contents: "d /tmp 1777 root root -\n".into(),
+    });
+    if inp.has_console {
+        v.push(Step::Bind {
+            source: p("/dev/null"),
+            target: at("/dev/console"),
+            recursive: false,
+        });
+    }
+    // Last: everything above was made while the distro's tree (and the O_PATH fds into
+    // it) could still be reached; after pivot_root and the detach of the old root, a
+    // mount from it can no longer be a bind source (EINVAL).
+    if let Some(r) = &inp.rootfs {
+        v.push(Step::PivotRoot {
+            new_root: r.clone(),
+        });
+    }
+    v
+}
+
+/// The O_PATH fds of [`Held`] paths, opened before the plan runs.
+#[derive(Default)]
+pub struct HeldFds {
+    pub run_wsl: Option<OwnedFd>,
+    pub notify: Option<OwnedFd>,
+}
+
+pub fn open_path(path: &Path) -> Option<OwnedFd> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+        .open(path)
+        .ok()
+        .map(OwnedFd::from)
+}
+
+fn bind(source: &Path, target: &Path, flags: MsFlags) -> Result<()> {
+    mount(
+        Some(source),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND | flags,
+        None::<&str>,
+    )
+    .ctx(|| format!("bind {} on {}", source.display(), target.display()))
+}
+
+/// Creates `target` as the same kind as `like` (directory or empty file) if missing.
+fn ensure_target(target: &Path, like: &Path) -> Result<()> {
+    if fs::symlink_metadata(target).is_ok() {
+        return Ok(());
+    }
+    if like.is_dir() {
+        fs::create_dir_all(target).ctx(|| format!("create {}", target.display()))
+    } else {
+        if let Some(parent) = target.parent() {
+            fs::create_dir_all(parent).ctx(|| format!("create {}", parent.display()))?;
+        }
+        fs::File::create(target)
+            .map(drop)
+            .ctx(|| format!("create {}", target.display()))
+    }
+}
+
+/// Runs the plan. Errors name the step that failed.
+pub fn apply(steps: &[Step], held: &HeldFds) -> Result<()> {
+    for step in steps {
+        tracing::trace!(?step, "mount step");
+        match step {
+            Step::Propagation { target, flags } => {
+                mount(None::<&str>, target, None::<&str>, *flags, None::<&str>)
+                    .ctx(|| format!("change propagation of {}", target.display()))?
+            }
+            Step::Mount {
+                source,
+                target,
+                fstype,
+                flags,
+                data,
+            } => mount(
+                Some(source.as_str()),
+                target,
+                fstype.as_deref(),
+                *flags,
+                data.as_deref(),
+            )
+            .ctx(|| format!("mount {source} on {}", target.display()))?,
+            Step::Bind {
+                source,
+                target,
+                recursive,
+            } => {
+                if fs::symlink_metadata(target).is_ok_and(|m| m.file_type().is_symlink()) {
+                    tracing::debug!(target = %target.display(), "not binding over a symlink");
+                    continue;
+                }
+                ensure_target(target, source)?;
+                let rec = if *recursive {
+                    MsFlags::MS_REC
+                } else {
+                    MsFlags::empty()
+                };
+                bind(source, target, rec)?
+            }
+            Step::ReadOnly { target } => mount(
+                None::<&str>,
+                target,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | NSE,
+                None::<&str>,
+            )
+            .ctx(|| format!("make {} read-only", target.display()))?,
+            Step::Detach { target } => match umount2(target, MntFlags::MNT_DETACH) {
+                Ok(()) | Err(nix::errno::Errno::EINVAL) => {}
+                Err(e) => Err(e).ctx(|| format!("unmount {}", target.display()))?,
+            },
+            Step::BindHeld {
+                held: which,
+                target,
+            } => {
+                let fd = match which {
+                    Held::RunWsl => &held.run_wsl,
+                    Held::Notify => &held.notify,
+                };
+                let Some(fd) = fd else { continue };
+                let src = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+                // /proc/self/fd/N of an O_PATH fd: a bind source that needs no path in
+                // the (already replaced) tree.
+                let like = fs::metadata(&src).ctx(|| format!("stat {}", src.display()))?;
+                if like.is_dir() {
+                    fs::create_dir_all(target).ctx(|| format!("create {}", target.display()))?;
+                } else {
+                    ensure_target(target, Path::new("/nonexistent-file"))?;
+                }
+                bind(&src, target, MsFlags::empty())?
+            }
+            Step::PivotRoot { new_root } => {
+                nix::unistd::chdir(new_root).ctx(|| format!("chdir {}", new_root.display()))?;
+                // pivot_root(2): with new_root == put_old the old root ends up stacked on
+                // top of the new one; detaching "." then leaves only the new root.
+                nix::unistd::pivot_root(".", ".").ctx(|| "pivot_root".into())?;
+                umount2(".", MntFlags::MNT_DETACH).ctx(|| "detach the old root".into())?;
+                nix::unistd::chdir("/").ctx(|| "chdir /".into())?
+            }
+            Step::Mkdir { path } => {
+                fs::create_dir_all(path).ctx(|| format!("create {}", path.display()))?
+            }
+            Step::Symlink { target, link } => {
+                if let Some(parent) = link.parent() {
+                    fs::create_dir_all(parent).ctx(|| format!("create {}", parent.display()))?;
+                }
+                std::os::unix::fs::symlink(target, link)
+                    .ctx(|| format!("create {}", link.display()))?
+            }
+            Step::WriteFile { path, contents } => {
+                if let Some(parent) = path.parent() {
+                    fs::create_dir_all(parent).ctx(|| format!("create {}", parent.display()))?;
+                }
+                fs::write(path, contents).ctx(|| format!("write {}", path.display()))?
+            }
+        }
+    }
+    Ok(())
+}
+
+/// systemd's argv candidates, in order: /sbin/init is what the distro chose (it may be a
+/// symlink to systemd or something else); the others cover distros without systemd-sysv.
+pub const INIT_CANDIDATES: [&str; 3] = [
+    "/sbin/init",
+    "/lib/systemd/systemd",
+    "/usr/lib/systemd/systemd",
+];
+
+/// systemd's whole environment: `container=` tells it it is in a container (no
+/// hardware, no kernel tuning), NOTIFY_SOCKET where to report READY=1.
+pub fn init_env() -> Vec<CString> {
+    [
+        "container=distrod".to_string(),
+        format!("NOTIFY_SOCKET={CONTAINER_NOTIFY}"),
+    ]
+    .into_iter()
+    .map(|s| CString::new(s).expect("no NUL"))
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(steps: &[Step]) -> Vec<String> {
+        steps
+            .iter()
+            .map(|s| match s {
+                Step::Propagation { target, .. } => format!("propagation {}", target.display()),
+                Step::Mount { source, target, .. } => {
+                    format!("mount {source} {}", target.display())
+                }
+                Step::Bind { source, target, .. } => {
+                    format!("bind {} {}", source.display(), target.display())
+                }
+                Step::ReadOnly { target } => format!("ro {}", target.display()),
+                Step::Detach { target } => format!("detach {}", target.display()),
+                Step::BindHeld { held, target } => format!("held {held:?} {}", target.display()),
+                Step::PivotRoot { new_root } => format!("pivot {}", new_root.display()),
+                Step::Mkdir { path } => format!("mkdir {}", path.display()),
+                Step::Symlink { link, .. } => format!("symlink {}", link.display()),
+                Step::WriteFile { path, .. } => format!("write {}", path.display()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn plan_for_the_running_distro() {
+        let steps = plan(&Inputs {
+            rootfs: None,
+            proc_sys_ro: true,
+            wsl_paths: vec![],
+            has_run_wsl: true,
+            has_console: true,
+        });
+        assert_eq!(
+            steps[0],
+            Step::Propagation {
+                target: "/".into(),
+                flags: MsFlags::MS_REC | MsFlags::MS_SLAVE
+            }
+        );
+        assert_eq!(
+            names(&steps),
+            [
+                "propagation /",
+                "mount proc /proc",
+                "bind /proc/sys /proc/sys",
+                "ro /proc/sys",
+                "detach /sys/fs/cgroup",
+                "mount cgroup2 /sys/fs/cgroup",
+                "mount tmpfs /run",
+                "mkdir /run/lock",
+                "held RunWsl /run/WSL",
+                "held Notify /run/host/notify",
+                "symlink /run/systemd/system/console-getty.service",
+                "write /run/tmpfiles.d/tmp.conf",
+                "bind /dev/null /dev/console",
+            ]
+        );
+    }
+
+    #[test]
+    fn plan_for_a_separate_rootfs() {
+        let steps = plan(&Inputs {
+            rootfs: Some("/srv/deb".into()),
+            proc_sys_ro: false,
+            wsl_paths: vec!["/init".into(), "/mnt/c".into()],
+            has_run_wsl: false,
+            has_console: false,
+        });
+        assert_eq!(
+            names(&steps),
+            [
+                "propagation /",
+                "bind /srv/deb /srv/deb",
+                "mount proc /srv/deb/proc",
+                "bind /sys /srv/deb/sys",
+                "bind /dev /srv/deb/dev",
+                "bind /init /srv/deb/init",
+                "bind /mnt/c /srv/deb/mnt/c",
+                "detach /srv/deb/sys/fs/cgroup",
+                "mount cgroup2 /srv/deb/sys/fs/cgroup",
+                "mount tmpfs /srv/deb/run",
+                "mkdir /srv/deb/run/lock",
+                "held Notify /srv/deb/run/host/notify",
+                "symlink /srv/deb/run/systemd/system/console-getty.service",
+                "write /srv/deb/run/tmpfiles.d/tmp.conf",
+                "pivot /srv/deb",
+            ]
+        );
+    }
+
+    #[test]
+    fn systemd_environment() {
+        let env: Vec<_> = init_env()
+            .into_iter()
+            .map(|c| c.into_string().unwrap())
+            .collect();
+        assert_eq!(env, ["container=distrod", "NOTIFY_SOCKET=/run/host/notify"]);
+    }
+}

@@ -1,0 +1,157 @@
+//! The runtime's record of the running container: `/run/distrod/state.json`, guarded by
+//! `flock` on `/run/distrod/lock`. /run is a tmpfs, so a reboot of WSL's VM forgets it; a
+//! record whose process is gone (or whose pid now belongs to another process: the start
+//! time differs) is stale and ignored.
+
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Context, Result, sys};
+
+pub const STATE_DIR: &str = "/run/distrod";
+/// The sd_notify socket the launcher binds; the shim binds it into the container.
+pub const NOTIFY_SOCKET: &str = "/run/distrod/distrod.notify";
+const STATE_FILE: &str = "/run/distrod/state.json";
+const LOCK_FILE: &str = "/run/distrod/lock";
+
+/// The namespaces a container has and `exec` joins, in the order it joins them: the pid
+/// namespace before the mount namespace, whose /proc then shows the container's pids.
+pub const NAMESPACES: [&str; 5] = ["cgroup", "ipc", "uts", "pid", "mnt"];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    /// systemd's pid in the distro's (outer) pid namespace.
+    pub pid: i32,
+    /// Field 22 of /proc/PID/stat when launched: detects pid reuse.
+    pub start_time: u64,
+    /// Inode numbers of /proc/PID/ns/*, by namespace name.
+    pub namespaces: std::collections::BTreeMap<String, u64>,
+    pub rootfs: PathBuf,
+    /// The container's cgroup directory (absolute, in the distro's cgroup2 mount).
+    pub cgroup: PathBuf,
+    /// Seconds since the Unix epoch.
+    pub launched_at: f64,
+}
+
+impl State {
+    /// Whether the recorded process still is the one that was launched.
+    pub fn is_alive(&self) -> bool {
+        sys::start_time(self.pid) == Some(self.start_time)
+    }
+}
+
+/// Held while reading or changing the state; released on drop (close of the lock fd).
+/// When no record is left at release, the lock file goes too, so that a stopped
+/// container leaves /run/distrod empty.
+pub struct Lock {
+    _file: File,
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        // Unlinked while still locked: whoever waits on the old file sees, once it gets
+        // the lock, that the path no longer names it and starts over (see `lock`).
+        if !Path::new(STATE_FILE).exists() {
+            let _ = fs::remove_file(LOCK_FILE);
+        }
+    }
+}
+
+/// Creates /run/distrod (root only, 0700) and takes the lock, waiting for another
+/// launch or stop to finish.
+pub fn lock() -> Result<Lock> {
+    if !Path::new(STATE_DIR).is_dir() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(STATE_DIR)
+            .ctx(|| format!("create {STATE_DIR}"))?;
+    }
+    loop {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(LOCK_FILE)
+            .ctx(|| format!("open {LOCK_FILE}"))?;
+        sys::flock_exclusive(&file)?;
+        // flock(2) locks an inode, not a path: if the holder before us unlinked the file,
+        // our lock is on an orphan and a newcomer could lock a new file at the same path.
+        let ours = file.metadata().map(|m| m.ino()).ok();
+        let at_path = fs::metadata(LOCK_FILE).map(|m| m.ino()).ok();
+        if ours.is_some() && ours == at_path {
+            return Ok(Lock { _file: file });
+        }
+    }
+}
+
+/// The record, if one exists and parses (a corrupt one is treated as absent).
+pub fn load(_lock: &Lock) -> Option<State> {
+    read()
+}
+
+/// Read without the lock (status): the record is replaced atomically by rename.
+pub fn read() -> Option<State> {
+    let text = fs::read_to_string(STATE_FILE).ok()?;
+    match serde_json::from_str(&text) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::debug!(%e, "ignoring unreadable {STATE_FILE}");
+            None
+        }
+    }
+}
+
+/// The running container, if any (a stale record counts as none).
+pub fn running() -> Option<State> {
+    read().filter(State::is_alive)
+}
+
+pub fn save(_lock: &Lock, state: &State) -> Result<()> {
+    let tmp = format!("{STATE_FILE}.tmp");
+    let json = serde_json::to_string_pretty(state).expect("state serialises");
+    fs::write(&tmp, json + "\n").ctx(|| format!("write {tmp}"))?;
+    fs::rename(&tmp, STATE_FILE).ctx(|| format!("write {STATE_FILE}"))
+}
+
+/// Removes the record and the notify socket.
+pub fn clear(_lock: &Lock) {
+    for f in [STATE_FILE, NOTIFY_SOCKET] {
+        if let Err(e) = fs::remove_file(f) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(%e, "cannot remove {f}");
+            }
+        }
+    }
+}
+
+pub fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_round_trips() {
+        let s = State {
+            pid: 42,
+            start_time: 1234,
+            namespaces: [("pid".to_string(), 4026532000u64)].into_iter().collect(),
+            rootfs: "/".into(),
+            cgroup: "/sys/fs/cgroup/distrod".into(),
+            launched_at: 1.5,
+        };
+        let j = serde_json::to_string(&s).unwrap();
+        assert_eq!(serde_json::from_str::<State>(&j).unwrap(), s);
+    }
+}
