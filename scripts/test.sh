@@ -12,7 +12,8 @@ Run, stopping at the first failure:
   2. cargo clippy --all-targets --locked -- -D warnings
   3. cargo build --release --locked, and check the binary is statically linked
   4. scripts/build-rootfs.sh --tarball .cache/test-rootfs.tar.xz
-     (exported as DISTROD_TEST_ROOTFS_TARBALL for the tests that need a real distro)
+     (exported as DISTROD_TEST_ROOTFS_TARBALL for the tests that need a real distro,
+     and the cached tree as DISTROD_TEST_ROOTFS_TREE for the container runtime's tests)
   5. scripts/build-windows.sh --check
   6. cargo test --locked
 Needs root (the test rootfs and the container tests).
@@ -69,6 +70,10 @@ step "scripts/build-rootfs.sh --tarball .cache/test-rootfs.tar.xz"
 DISTROD_TEST_ROOTFS_TARBALL="$(bash scripts/build-rootfs.sh --tarball "$repo/.cache/test-rootfs.tar.xz")"
 export DISTROD_TEST_ROOTFS_TARBALL
 echo "DISTROD_TEST_ROOTFS_TARBALL=$DISTROD_TEST_ROOTFS_TARBALL"
+# The cached tree itself: the container tests overlay it read-only, never write to it.
+DISTROD_TEST_ROOTFS_TREE="$(bash scripts/build-rootfs.sh)"
+export DISTROD_TEST_ROOTFS_TREE
+echo "DISTROD_TEST_ROOTFS_TREE=$DISTROD_TEST_ROOTFS_TREE"
 
 step "scripts/build-windows.sh --check"
 bash scripts/build-windows.sh --check

@@ -4,4 +4,5 @@
 mod create;
 mod images;
 mod real_rootfs;
+mod runtime;
 mod support;

@@ -1,0 +1,512 @@
+//! A stand-in for a WSL2 distro that a test can boot containers in without touching this
+//! machine: the rules it follows are the safety rules of
+//! /work/shared/docs/linux-testing.md.
+//!
+//! [`Sandbox::start`] makes, for one test:
+//! - a cgroup of its own under the host's cgroup2 mount (`distrod-test-<pid>-<n>`), which
+//!   becomes the root of the sandbox's cgroup namespace and of its `/sys/fs/cgroup`;
+//! - new net (only `lo`, up), cgroup, mount, pid, uts and ipc namespaces, with `CAP_SYS_TIME`
+//!   and `CAP_SYS_MODULE` out of the bounding set of everything in them;
+//! - a root that is an overlay of the rootfs tree (read-only lower; the upper and work dirs
+//!   live in a temporary directory), with a fresh `/proc` (`/proc/sys` read-only), `/sys`
+//!   read-only, cgroup2 at `/sys/fs/cgroup`, a private tmpfs `/dev`, a tmpfs `/run` with
+//!   `/run/WSL`, a fake `/init`, its own hostname, the binary under test at
+//!   `/opt/distrod/bin/distrod` (read-only), `pivot_root`ed into and then made `rshared`
+//!   (what WSL does: the worst case for a runtime's mounts);
+//! - a PID 1 standing in for WSL's `/init`, which only reaps orphans (a bash waiting on an
+//!   idle `sleep infinity`: [`Sandbox::init_processes`]).
+//!
+//! Dropping the sandbox kills its PID 1 (so the kernel kills everything in its pid
+//! namespace, nested containers included, and the mount namespace goes with it), waits for
+//! the cgroup to empty, removes the cgroup directories depth-first and then the overlay's
+//! directories. Nothing is mounted in the host's mount namespace at any time.
+
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::{Output, RUN_TIMEOUT, drain, join_text, wait_with_deadline};
+
+/// The setup script run as the sandbox's PID 1 before it `exec`s the reaper.
+const INIT_SCRIPT: &str = include_str!("sandbox-init.sh");
+
+/// `PATH` inside the sandbox: first the binary under test, so `run(&["distrod", ..])`
+/// runs it.
+const INSIDE_PATH: &str =
+    "/opt/distrod/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The capabilities no test may hand to a container (the clock and kernel modules are the
+/// host's), dropped from the bounding set of the sandbox and of every command run in it.
+const BOUNDING_SET: &str = "-sys_time,-sys_module";
+
+/// Longest the sandbox may take to come up.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Host tools the sandbox is made with (util-linux and iproute2).
+pub const HOST_TOOLS: &[&str] = &["unshare", "nsenter", "setpriv", "mount", "ip", "hostname"];
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// What a test may add to a sandbox before it starts.
+#[derive(Default)]
+pub struct SandboxBuilder {
+    binds: Vec<(PathBuf, PathBuf)>,
+}
+
+impl SandboxBuilder {
+    /// Binds host directory `host` read-only at `inside` (absolute) in the sandbox.
+    pub fn bind_ro(mut self, host: &Path, inside: &str) -> SandboxBuilder {
+        assert!(inside.starts_with('/'), "{inside}: not an absolute path");
+        self.binds.push((host.to_path_buf(), PathBuf::from(inside)));
+        self
+    }
+
+    pub fn start(self, rootfs_tree: &Path) -> Sandbox {
+        Sandbox::start_with(rootfs_tree, self)
+    }
+}
+
+/// One running sandbox; see the module documentation.
+pub struct Sandbox {
+    name: String,
+    /// The sandbox's cgroup on the host (root of its cgroup namespace).
+    cgroup: PathBuf,
+    /// Holds upper/, work/, merged/ (a mount point only inside the sandbox), init.sh, logs.
+    dir: Option<tempfile::TempDir>,
+    /// `unshare --fork`, whose child is the sandbox's PID 1.
+    unshare: Option<Child>,
+    /// The sandbox's PID 1, as the host sees it.
+    pid1: Option<i32>,
+}
+
+impl Sandbox {
+    /// The host tools the sandbox needs and lacks.
+    pub fn missing_tools() -> Vec<&'static str> {
+        HOST_TOOLS
+            .iter()
+            .copied()
+            .filter(|tool| {
+                !std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+                    .chain(["/usr/sbin".into(), "/sbin".into()])
+                    .any(|dir| dir.join(tool).is_file())
+            })
+            .collect()
+    }
+
+    pub fn builder() -> SandboxBuilder {
+        SandboxBuilder::default()
+    }
+
+    /// Starts a sandbox whose root is an overlay of `rootfs_tree` (never written to).
+    pub fn start(rootfs_tree: &Path) -> Sandbox {
+        Sandbox::start_with(rootfs_tree, SandboxBuilder::default())
+    }
+
+    fn start_with(rootfs_tree: &Path, builder: SandboxBuilder) -> Sandbox {
+        assert!(
+            rootfs_tree.join("usr/bin").is_dir(),
+            "{}: not a rootfs tree",
+            rootfs_tree.display()
+        );
+        let name = format!(
+            "distrod-test-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        let cgroup = host_cgroup2_parent().join(&name);
+        fs::create_dir(&cgroup)
+            .unwrap_or_else(|e| panic!("create cgroup {}: {e}", cgroup.display()));
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{name}."))
+            .tempdir()
+            .expect("create the sandbox's directory");
+        // From here on, Drop cleans up whatever exists.
+        let mut sandbox = Sandbox {
+            name,
+            cgroup,
+            dir: Some(dir),
+            unshare: None,
+            pid1: None,
+        };
+        let d = sandbox.dir().to_path_buf();
+        for sub in ["upper", "work", "merged"] {
+            fs::create_dir(d.join(sub)).expect("create an overlay directory");
+        }
+        let binds: String = builder
+            .binds
+            .iter()
+            .map(|(host, inside)| format!("{}\t{}\n", host.display(), inside.display()))
+            .collect();
+        fs::write(d.join("binds"), binds).expect("write the binds list");
+        fs::write(d.join("init.sh"), INIT_SCRIPT).expect("write the init script");
+        let log = fs::File::create(d.join("init.log")).expect("create the init log");
+
+        // `sh` moves itself into the sandbox's cgroup before `unshare --cgroup`, so that
+        // cgroup is the namespace's root; the bounding set is cut before any namespace
+        // exists, so nothing inside can get those capabilities back.
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(
+                r#"echo $$ > "$1/cgroup.procs" || exit 125
+                   shift
+                   exec setpriv --bounding-set "$0" \
+                        unshare --net --cgroup --mount --pid --uts --ipc --fork \
+                        --kill-child --propagation private -- bash "$@""#,
+            )
+            .arg(BOUNDING_SET)
+            .arg(&sandbox.cgroup)
+            .arg(d.join("init.sh"))
+            .arg(&d)
+            .arg(rootfs_tree)
+            .arg(env!("CARGO_BIN_EXE_distrod"))
+            .arg(&sandbox.name)
+            .env("PATH", host_path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup the log"))
+            .stderr(log)
+            .spawn()
+            .expect("start unshare");
+        let unshare_pid = child.id() as i32;
+        sandbox.unshare = Some(child);
+
+        let deadline = Instant::now() + START_TIMEOUT;
+        while !d.join("ready").exists() {
+            if sandbox.pid1.is_none() {
+                sandbox.pid1 = first_child(unshare_pid);
+            }
+            if let Some(status) = sandbox.unshare.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "the sandbox exited during its setup ({status}):\n{}",
+                    fs::read_to_string(d.join("init.log")).unwrap_or_default()
+                );
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "the sandbox was not up after {START_TIMEOUT:?}:\n{}",
+                    fs::read_to_string(d.join("init.log")).unwrap_or_default()
+                );
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        if sandbox.pid1.is_none() {
+            sandbox.pid1 = first_child(unshare_pid);
+        }
+        let pid1 = sandbox.pid1.expect("the sandbox's PID 1");
+        // Wait until the setup script has exec'd the reaper.
+        let is_reaper = || {
+            let comm = fs::read_to_string(format!("/proc/{pid1}/comm")).unwrap_or_default();
+            let cmdline = fs::read_to_string(format!("/proc/{pid1}/cmdline")).unwrap_or_default();
+            comm.trim() == "bash" && cmdline.contains("sleep infinity")
+        };
+        while !is_reaper() {
+            assert!(
+                Instant::now() < deadline,
+                "the sandbox's init did not start"
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+        sandbox
+    }
+
+    fn dir(&self) -> &Path {
+        self.dir.as_ref().expect("the sandbox's directory").path()
+    }
+
+    /// The sandbox's name, also its hostname and its cgroup's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The sandbox's PID 1 as the host sees it.
+    pub fn pid1(&self) -> i32 {
+        self.pid1.expect("the sandbox is up")
+    }
+
+    /// The sandbox's cgroup directory on the host, which is `/sys/fs/cgroup` inside.
+    pub fn cgroup(&self) -> &Path {
+        &self.cgroup
+    }
+
+    /// A path inside the sandbox, reached from the host through its PID 1's root.
+    pub fn path(&self, inside: &str) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/root", self.pid1())).join(inside.trim_start_matches('/'))
+    }
+
+    /// The sandbox's `/proc/1/mountinfo`.
+    pub fn mountinfo(&self) -> String {
+        fs::read_to_string(format!("/proc/{}/mountinfo", self.pid1()))
+            .expect("read the sandbox's mountinfo")
+    }
+
+    /// Runs `argv` inside the sandbox as root, as a WSL session would: in the sandbox's
+    /// cgroup and all its namespaces, at its root, with `PATH` starting at
+    /// `/opt/distrod/bin`, stdin `/dev/null`, and the reduced bounding set. Killed after
+    /// the suite's run timeout.
+    pub fn run(&self, argv: &[&str]) -> Output {
+        self.run_with_timeout(argv, RUN_TIMEOUT)
+    }
+
+    /// [`Sandbox::run`] with a shorter limit (`None` status in the output when it hit it).
+    pub fn run_with_timeout(&self, argv: &[&str], timeout: Duration) -> Output {
+        let mut cmd = self.command(argv);
+        let command = format!("[{}] {}", self.name, argv.join(" "));
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("failed to start `{command}`: {e}"));
+        let stdout = drain(child.stdout.take().expect("piped stdout"));
+        let stderr = drain(child.stderr.take().expect("piped stderr"));
+        let status = wait_with_deadline(&mut child, timeout);
+        Output {
+            command,
+            status,
+            stdout: join_text(stdout),
+            stderr: join_text(stderr),
+        }
+    }
+
+    /// The command [`Sandbox::run`] spawns, with piped stdout and stderr.
+    pub fn command(&self, argv: &[&str]) -> Command {
+        assert!(!argv.is_empty(), "no command to run in the sandbox");
+        // nsenter joins the *sandbox* (a WSL session's view); it is never used to join a
+        // container, which is what the runtime under test does.
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(
+                r#"echo $$ > "$1/cgroup.procs" || exit 125
+                   pid=$2; shift 2
+                   exec setpriv --bounding-set "$0" nsenter -t "$pid" -a -- "$@""#,
+            )
+            .arg(BOUNDING_SET)
+            .arg(&self.cgroup)
+            .arg(self.pid1().to_string())
+            .args(argv)
+            .env_clear()
+            .env("PATH", INSIDE_PATH)
+            .env("HOME", "/root")
+            .env("USER", "root")
+            .env("LOGNAME", "root")
+            .env("LANG", "C.UTF-8")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    /// Host PIDs of the sandbox's own init: `unshare` (outside, its parent), its PID 1 and
+    /// the idle `sleep infinity` that waits on.
+    pub fn init_processes(&self) -> Vec<i32> {
+        let pid1 = self.pid1();
+        let mut pids = vec![pid1];
+        pids.extend(self.unshare.as_ref().map(|c| c.id() as i32));
+        if let Ok(children) = fs::read_to_string(format!("/proc/{pid1}/task/{pid1}/children")) {
+            pids.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok())
+                    .filter(|p| {
+                        fs::read(format!("/proc/{p}/cmdline"))
+                            .is_ok_and(|c| c == b"sleep\0infinity\0")
+                    }),
+            );
+        }
+        pids.sort_unstable();
+        pids
+    }
+
+    /// Host PIDs of every process in the sandbox besides its own init
+    /// ([`Sandbox::init_processes`]).
+    pub fn other_processes(&self) -> Vec<i32> {
+        let init = self.init_processes();
+        self.processes()
+            .into_iter()
+            .filter(|p| !init.contains(p))
+            .collect()
+    }
+
+    /// Host PIDs of every process in the sandbox's cgroup tree (its PID 1 included).
+    pub fn processes(&self) -> Vec<i32> {
+        let mut pids = Vec::new();
+        for dir in cgroup_tree(&self.cgroup) {
+            if let Ok(text) = fs::read_to_string(dir.join("cgroup.procs")) {
+                pids.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+            }
+        }
+        pids.sort_unstable();
+        pids
+    }
+
+    /// The cgroup directories under the sandbox's `/sys/fs/cgroup`, relative to it, sorted.
+    pub fn cgroup_dirs(&self) -> Vec<String> {
+        let mut dirs: Vec<String> = cgroup_tree(&self.cgroup)
+            .into_iter()
+            .filter(|d| d != &self.cgroup)
+            .map(|d| d.strip_prefix(&self.cgroup).unwrap().display().to_string())
+            .collect();
+        dirs.sort();
+        dirs
+    }
+
+    /// `(host pid, command)` of every process in the sandbox that is PID 1 of a nested pid
+    /// namespace (a container's init).
+    pub fn container_inits(&self) -> Vec<(i32, String)> {
+        self.other_processes()
+            .into_iter()
+            .filter_map(|pid| {
+                let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+                let nspid: Vec<&str> = status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("NSpid:"))?
+                    .split_whitespace()
+                    .collect();
+                // host, sandbox, container...: PID 1 of a namespace below the sandbox's.
+                (nspid.len() >= 3 && nspid.last() == Some(&"1")).then(|| {
+                    let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+                    (pid, comm.trim().to_owned())
+                })
+            })
+            .collect()
+    }
+
+    /// One line per process in the sandbox (`pid comm cmdline`), for failure messages.
+    pub fn describe_processes(&self) -> String {
+        self.processes()
+            .into_iter()
+            .map(|pid| {
+                let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+                let cmdline = fs::read(format!("/proc/{pid}/cmdline"))
+                    .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+                    .unwrap_or_default();
+                format!("{pid} {} {}\n", comm.trim(), cmdline.trim())
+            })
+            .collect()
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        // The PID 1 of the sandbox's pid namespace: killing it kills every process of the
+        // namespace and of the namespaces nested in it; the mount namespace goes with them.
+        if let Some(pid1) = self.pid1
+            && let Some(child) = self.unshare.as_mut()
+            && child.try_wait().ok().flatten().is_none()
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid1),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        if let Some(mut child) = self.unshare.take() {
+            if self.pid1.is_none() {
+                // Still in its setup: unshare itself (never anything else).
+                let _ = child.kill();
+            }
+            if wait_with_deadline(&mut child, Duration::from_secs(20)).is_none() {
+                eprintln!("sandbox {}: unshare did not exit", self.name);
+            }
+        }
+        // Every process is gone once the cgroup says so; then rmdir depth-first.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while fs::read_to_string(self.cgroup.join("cgroup.events"))
+            .map(|e| e.lines().any(|l| l == "populated 1"))
+            .unwrap_or(false)
+        {
+            if Instant::now() >= deadline {
+                eprintln!("sandbox {}: its cgroup is still populated", self.name);
+                break;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        let mut dirs = cgroup_tree(&self.cgroup);
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        for dir in dirs {
+            if let Err(e) = fs::remove_dir(&dir)
+                && e.kind() != ErrorKind::NotFound
+            {
+                eprintln!("sandbox {}: rmdir {}: {e}", self.name, dir.display());
+            }
+        }
+        // The overlay's directories (merged/ was a mount point only in the dead namespace).
+        if let Some(dir) = self.dir.take()
+            && let Err(e) = dir.close()
+        {
+            eprintln!("sandbox {}: remove its directory: {e}", self.name);
+        }
+    }
+}
+
+/// Where a test's cgroup goes: this process's own cgroup in the host's cgroup2 hierarchy.
+fn host_cgroup2_parent() -> PathBuf {
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");
+    let mount = mountinfo
+        .lines()
+        .find_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            (right.split_whitespace().next() == Some("cgroup2"))
+                .then(|| left.split_whitespace().nth(4).map(unescape_mountinfo))?
+        })
+        .expect("no cgroup2 mount on this host (/proc/self/mountinfo)");
+    let own = fs::read_to_string("/proc/self/cgroup")
+        .expect("read /proc/self/cgroup")
+        .lines()
+        .find_map(|l| l.strip_prefix("0::").map(str::to_owned))
+        .unwrap_or_else(|| "/".to_owned());
+    Path::new(&mount).join(own.trim_start_matches('/'))
+}
+
+/// Mount points in mountinfo escape space, tab, newline and backslash as `\ooo`.
+fn unescape_mountinfo(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && let Ok(v) =
+                u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 4]).unwrap_or("-"), 8)
+        {
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `root` and every directory below it.
+fn cgroup_tree(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        if let Ok(entries) = fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    stack.push(entry.path());
+                }
+            }
+            out.push(dir);
+        }
+    }
+    out
+}
+
+/// The first child of `pid` (its main thread's), if it has one yet.
+fn first_child(pid: i32) -> Option<i32> {
+    fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The host's `PATH` for the tools that make the sandbox, with the sbin directories.
+fn host_path() -> String {
+    let path = std::env::var("PATH").unwrap_or_default();
+    format!("{path}:/usr/local/sbin:/usr/sbin:/sbin:/usr/bin:/bin")
+}
