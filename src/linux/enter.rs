@@ -2,7 +2,7 @@
 //!
 //! Process shape (the prototype's "double fork", proven against systemd's shutdown):
 //! ```text
-//! caller ─ fork ─▶ A: joins PID 1's cgroup, setns(cgroup, ipc, uts, pid, mnt), looks
+//! caller ─ fork ─▶ A: born in PID 1's cgroup (clone3), setns(cgroup, ipc, uts, pid, mnt), looks
 //!                     the user up in the container, forks, waits, exits
 //!                  └▶ (first process inside the pid namespace) forks B and exits
 //!                     └▶ B (parent: the container's systemd): session reaper: subreaper,
@@ -148,13 +148,18 @@ pub fn run(pid: i32, cmd: &Command, ui: &Ui) -> Result<Exit> {
         None
     };
 
-    // SAFETY: single-threaded; the child makes syscalls and exits.
-    match unsafe { fork() }.ctx(|| "fork".into())? {
+    // Born in the container's cgroup when the kernel can (fast), else moved there by A.
+    let (forked, join) = match sys::fork_into_cgroup(&cg) {
+        Some(r) => (r?, None),
+        // SAFETY: single-threaded; the child makes syscalls and exits.
+        None => (unsafe { fork() }.ctx(|| "fork".into())?, Some(cg.as_path())),
+    };
+    match forked {
         ForkResult::Child => {
             drop(ours);
             let out = capture.map(|(_, w)| w);
             let mut sock = File::from(theirs);
-            if let Err(e) = join_and_fork(&ns, &cg, cmd, out, &mut sock, ui) {
+            if let Err(e) = join_and_fork(&ns, join, cmd, out, &mut sock, ui) {
                 let _ = sock.write_all(format!("e{}", super::chain(&e)).as_bytes());
             }
             // SAFETY: leave the fork without the parent's destructors.
@@ -197,13 +202,15 @@ fn hello(sock: &OwnedFd) -> Result<i32> {
 /// A's part: runs inside the container's namespaces; returns only on error.
 fn join_and_fork(
     ns: &[(&str, File)],
-    cg: &Path,
+    join: Option<&Path>,
     cmd: &Command,
     out: Option<OwnedFd>,
     sock: &mut File,
     ui: &Ui,
 ) -> Result<()> {
-    cgroup::join(cg)?;
+    if let Some(cg) = join {
+        cgroup::join(cg)?;
+    }
     for (name, f) in ns {
         setns(f, CloneFlags::empty()).ctx(|| format!("enter the container's {name} namespace"))?;
     }
