@@ -19,18 +19,24 @@ struct Report {
     rootfs: Option<String>,
 }
 
-pub fn run(args: &StatusArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
-    // The record lives in a root-only directory, and asking systemd needs its namespaces.
-    linux::require_root("status")?;
-    let report = match state::running() {
-        None => Report {
+impl Report {
+    fn not_running() -> Report {
+        Report {
             running: false,
             pid: None,
             uptime_secs: None,
             state: None,
             failed_units: vec![],
             rootfs: None,
-        },
+        }
+    }
+}
+
+pub fn run(args: &StatusArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
+    // The record lives in a root-only directory, and asking systemd needs its namespaces.
+    linux::require_root("status")?;
+    let report = match state::running() {
+        None => Report::not_running(),
         Some(st) => {
             let state = systemctl(st.pid, &["is-system-running"], ui)
                 .and_then(|s| s.lines().next().map(str::to_string));
@@ -116,14 +122,7 @@ mod tests {
 
     #[test]
     fn json_shape_when_not_running() {
-        let r = Report {
-            running: false,
-            pid: None,
-            uptime_secs: None,
-            state: None,
-            failed_units: vec![],
-            rootfs: None,
-        };
+        let r = Report::not_running();
         assert_eq!(
             serde_json::to_string(&r).unwrap(),
             r#"{"running":false,"pid":null,"uptime_secs":null,"state":null,"failed_units":[],"rootfs":null}"#

@@ -548,19 +548,7 @@ impl Unpacker<'_> {
             )
             .map_err(|e| self.io("change the owner of", &rel, e))?;
         }
-        if !meta.xattrs.is_empty() {
-            let path = self.c_path(&rel);
-            self.set_xattrs(XattrTarget::Path(&path), meta, NodeKind::Symlink);
-        }
-        utimensat(
-            &*dir.fd,
-            last.as_os_str(),
-            &meta.atime,
-            &meta.mtime,
-            UtimensatFlags::NoFollowSymlink,
-        )
-        .map_err(|e| self.io("set the times of", &rel, e))?;
-        Ok(())
+        self.xattrs_and_times(&dir, last, &rel, meta, NodeKind::Symlink)
     }
 
     fn hardlink(
@@ -665,19 +653,31 @@ impl Unpacker<'_> {
             FchmodatFlags::FollowSymlink,
         )
         .map_err(|e| self.io("change the mode of", &rel, e))?;
+        self.xattrs_and_times(&dir, last, &rel, meta, NodeKind::Special)
+    }
+
+    /// The last two metadata steps of a node that has no open descriptor (symlinks,
+    /// devices, FIFOs): xattrs, then times, never following a final symlink.
+    fn xattrs_and_times(
+        &mut self,
+        dir: &Dir,
+        last: &OsStr,
+        rel: &Path,
+        meta: &Meta,
+        kind: NodeKind,
+    ) -> Result<(), UnpackError> {
         if !meta.xattrs.is_empty() {
-            let path = self.c_path(&rel);
-            self.set_xattrs(XattrTarget::Path(&path), meta, NodeKind::Special);
+            let path = self.c_path(rel);
+            self.set_xattrs(XattrTarget::Path(&path), meta, kind);
         }
         utimensat(
             &*dir.fd,
-            last.as_os_str(),
+            last,
             &meta.atime,
             &meta.mtime,
             UtimensatFlags::NoFollowSymlink,
         )
-        .map_err(|e| self.io("set the times of", &rel, e))?;
-        Ok(())
+        .map_err(|e| self.io("set the times of", rel, e))
     }
 
     /// Applies the directory modes and mtimes held back while children were being added
