@@ -1,8 +1,8 @@
 #!/bin/bash
 # PID 1 of a test sandbox's new namespaces (net, cgroup, mount, pid, uts, ipc), before it
 # becomes a stand-in for a WSL2 distro. support/sandbox.rs writes this file into the
-# sandbox's directory and starts it under `unshare`; the safety rules it follows are in
-# /work/shared/docs/linux-testing.md.
+# sandbox's directory and starts it under `unshare`; the safety rules it follows are listed
+# at the top of support/sandbox.rs.
 #
 # Usage: sandbox-init.sh DIR LOWER DISTROD HOSTNAME
 #   DIR      the sandbox's private directory: upper/, work/, merged/ and `binds`

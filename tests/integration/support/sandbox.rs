@@ -1,6 +1,8 @@
 //! A stand-in for a WSL2 distro that a test can boot containers in without touching this
-//! machine: the rules it follows are the safety rules of
-//! /work/shared/docs/linux-testing.md.
+//! machine. Rules for booting a real systemd on a shared test machine, all followed here:
+//! its own network, cgroup and mount namespaces, a private /dev, a read-only /proc/sys,
+//! no CAP_SYS_TIME or CAP_SYS_MODULE, `/` made private before anything is mounted, only
+//! processes it started killed (by pid), and its cgroups removed afterwards.
 //!
 //! [`Sandbox::start`] makes, for one test:
 //! - a cgroup of its own under the host's cgroup2 mount (`distrod-test-<pid>-<n>`), which
