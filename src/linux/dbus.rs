@@ -4,7 +4,7 @@
 //! session at once. Spec: https://dbus.freedesktop.org/doc/dbus-specification.html
 
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 
 pub const SYSTEM_BUS: &str = "/run/dbus/system_bus_socket";
@@ -260,48 +260,13 @@ impl Connection {
     /// recvmsg(2) into the buffer, collecting SCM_RIGHTS fds (close-on-exec).
     fn fill(&mut self) -> Result<()> {
         let mut data = vec![0u8; 65536];
-        let mut cmsg = [0u64; 32];
-        let mut iov = libc::iovec {
-            iov_base: data.as_mut_ptr().cast(),
-            iov_len: data.len(),
-        };
-        // SAFETY: zeroed msghdr is valid; the buffers outlive the call.
-        let mut mh: libc::msghdr = unsafe { std::mem::zeroed() };
-        mh.msg_iov = &mut iov;
-        mh.msg_iovlen = 1;
-        mh.msg_control = cmsg.as_mut_ptr().cast();
-        mh.msg_controllen = std::mem::size_of_val(&cmsg) as _;
-        let n = loop {
-            // SAFETY: mh is initialised.
-            let n =
-                unsafe { libc::recvmsg(self.sock.as_raw_fd(), &mut mh, libc::MSG_CMSG_CLOEXEC) };
-            if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            break n;
-        };
-        if n < 0 {
-            return Err(std::io::Error::last_os_error().into());
-        }
+        let (n, anc) = super::sys::recv_ancillary(&self.sock, &mut data, libc::MSG_CMSG_CLOEXEC)
+            .map_err(std::io::Error::from)?;
         if n == 0 {
             return Err(proto("the bus closed the connection"));
         }
-        self.buf.extend_from_slice(&data[..n as usize]);
-        // SAFETY: walking the control messages the kernel wrote, within msg_controllen.
-        unsafe {
-            let mut c = libc::CMSG_FIRSTHDR(&mh);
-            while !c.is_null() {
-                if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                    let len = (*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
-                    let p = libc::CMSG_DATA(c) as *const RawFd;
-                    for i in 0..len / std::mem::size_of::<RawFd>() {
-                        self.fds
-                            .push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(p.add(i))));
-                    }
-                }
-                c = libc::CMSG_NXTHDR(&mh, c);
-            }
-        }
+        self.buf.extend_from_slice(&data[..n]);
+        self.fds.extend(anc.fds);
         Ok(())
     }
 

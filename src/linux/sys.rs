@@ -108,13 +108,28 @@ pub fn set_passcred(fd: &impl AsRawFd) -> Result<()> {
     Errno::result(r).map(drop).ctx(|| "SO_PASSCRED".into())
 }
 
-/// Receives one byte and the sender's pid from SCM_CREDENTIALS. None on EOF.
-pub fn recv_with_pid(fd: &impl AsRawFd) -> Result<Option<(u8, i32)>> {
-    let mut data = [0u8; 1];
-    let mut cmsg = [0u64; 8];
+/// What a recvmsg(2) brought besides its data.
+#[derive(Default)]
+pub struct Ancillary {
+    /// SCM_RIGHTS descriptors, in order.
+    pub fds: Vec<OwnedFd>,
+    /// The sender's pid from SCM_CREDENTIALS (needs SO_PASSCRED on our end), translated by
+    /// the kernel into our pid namespace.
+    pub pid: Option<i32>,
+}
+
+/// recvmsg(2) into `data` (EINTR retried), collecting SCM_RIGHTS descriptors and
+/// SCM_CREDENTIALS. Returns the bytes read (0 at EOF). `flags` as for recvmsg, e.g.
+/// MSG_CMSG_CLOEXEC.
+pub fn recv_ancillary(
+    fd: &impl AsRawFd,
+    data: &mut [u8],
+    flags: libc::c_int,
+) -> nix::Result<(usize, Ancillary)> {
+    let mut cmsg = [0u64; 32];
     let mut iov = libc::iovec {
         iov_base: data.as_mut_ptr().cast(),
-        iov_len: 1,
+        iov_len: data.len(),
     };
     // SAFETY: a zeroed msghdr is valid; the pointers set below outlive the call.
     let mut mh: libc::msghdr = unsafe { std::mem::zeroed() };
@@ -124,27 +139,52 @@ pub fn recv_with_pid(fd: &impl AsRawFd) -> Result<Option<(u8, i32)>> {
     mh.msg_controllen = std::mem::size_of_val(&cmsg) as _;
     let n = loop {
         // SAFETY: mh is fully initialised.
-        let n = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut mh, 0) };
+        let n = unsafe { libc::recvmsg(fd.as_raw_fd(), &mut mh, flags) };
         match Errno::result(n) {
             Err(Errno::EINTR) => continue,
-            r => break r.ctx(|| "recvmsg".into())?,
+            r => break r? as usize,
         }
     };
+    let mut anc = Ancillary::default();
+    // SAFETY: walking the control messages the kernel wrote, within msg_controllen.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&mh);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET {
+                let data = libc::CMSG_DATA(c);
+                match (*c).cmsg_type {
+                    libc::SCM_RIGHTS => {
+                        let len = (*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+                        let p = data as *const RawFd;
+                        for i in 0..len / std::mem::size_of::<RawFd>() {
+                            anc.fds
+                                .push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(p.add(i))));
+                        }
+                    }
+                    libc::SCM_CREDENTIALS => {
+                        let cred = std::ptr::read_unaligned(data as *const libc::ucred);
+                        anc.pid = Some(cred.pid);
+                    }
+                    _ => {}
+                }
+            }
+            c = libc::CMSG_NXTHDR(&mh, c);
+        }
+    }
+    Ok((n, anc))
+}
+
+/// Receives one byte and the sender's pid from SCM_CREDENTIALS. None on EOF.
+pub fn recv_with_pid(fd: &impl AsRawFd) -> Result<Option<(u8, i32)>> {
+    let mut data = [0u8; 1];
+    let (n, anc) = recv_ancillary(fd, &mut data, 0).ctx(|| "recvmsg".into())?;
     if n == 0 {
         return Ok(None);
     }
-    // SAFETY: the kernel filled cmsg; CMSG_* walk it within msg_controllen.
-    unsafe {
-        let c = libc::CMSG_FIRSTHDR(&mh);
-        if !c.is_null()
-            && (*c).cmsg_level == libc::SOL_SOCKET
-            && (*c).cmsg_type == libc::SCM_CREDENTIALS
-        {
-            let cred = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::ucred);
-            return Ok(Some((data[0], cred.pid)));
-        }
+    match anc.pid {
+        Some(pid) => Ok(Some((data[0], pid))),
+        None => Err(Error::Other("no SCM_CREDENTIALS on a message".into())),
     }
-    Err(Error::Other("no SCM_CREDENTIALS on a message".into()))
 }
 
 /// Field 22 of /proc/PID/stat: the start time in clock ticks since boot. With the pid it
