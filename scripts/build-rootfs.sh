@@ -59,10 +59,11 @@ repo="$(pwd)"
 
 # Debian packages that boot to a login with a working `systemctl --user`. dash provides
 # /bin/sh; usr-is-merged (not usrmerge, which pulls in perl) satisfies the merged-/usr
-# dependency; base-files brings os-release; sudo and procps are small conveniences.
+# dependency; base-files brings os-release; sudo, procps, grep and sed are what a session
+# in any real distro has.
 packages=(
     systemd systemd-sysv dbus libpam-systemd usr-is-merged base-passwd base-files
-    bash dash coreutils util-linux login passwd sudo procps
+    bash dash coreutils util-linux login passwd sudo procps grep sed
 )
 
 key="$({ printf '%s\n' "${packages[@]}" "user=$user_name"; cat "$script_path"; } |
@@ -202,6 +203,18 @@ session	required			pam_unix.so
 EOF
     { cat "$root/etc/pam.d/common-session-noninteractive"
       echo "session	optional			pam_systemd.so"; } >"$root/etc/pam.d/common-session"
+
+    # What debianutils' update-shells makes of bash's and dash's shells.d entries.
+    cat >"$root/etc/shells" <<'EOF'
+# /etc/shells: valid login shells
+/bin/sh
+/usr/bin/sh
+/bin/bash
+/usr/bin/bash
+/bin/rbash
+/usr/bin/rbash
+/usr/bin/dash
+EOF
 
     ldconfig -r "$root"
     # The tree's own systemd-sysusers: this machine need not have systemd.

@@ -9,13 +9,13 @@ Usage: scripts/test.sh
 
 Run, stopping at the first failure:
   1. cargo fmt --all -- --check
-  2. cargo clippy --all-targets --locked -- -D warnings
+  2. cargo clippy --workspace --all-targets --locked -- -D warnings
   3. cargo build --release --locked, and check the binary is statically linked
   4. scripts/build-rootfs.sh --tarball .cache/test-rootfs.tar.xz
      (exported as DISTROD_TEST_ROOTFS_TARBALL for the tests that need a real distro,
      and the cached tree as DISTROD_TEST_ROOTFS_TREE for the container runtime's tests)
   5. scripts/build-windows.sh --check
-  6. cargo test --locked
+  6. cargo test --workspace --locked (distrod, and the fake WSL of tests/fakewsl)
 Needs root (the test rootfs and the container tests).
 EOF
 }
@@ -51,8 +51,8 @@ trap on_exit EXIT
 step "cargo fmt --all -- --check"
 cargo fmt --all -- --check
 
-step "cargo clippy --all-targets --locked -- -D warnings"
-cargo clippy --all-targets --locked -- -D warnings
+step "cargo clippy --workspace --all-targets --locked -- -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo build --release --locked (static)"
 cargo build --release --locked
@@ -79,6 +79,6 @@ step "scripts/build-windows.sh --check"
 bash scripts/build-windows.sh --check
 
 # Last, so that its summary lines end the output.
-step "cargo test --locked"
-cargo test --locked
+step "cargo test --workspace --locked"
+cargo test --workspace --locked
 current=""

@@ -12,7 +12,7 @@ pub const DEFAULT_SERVER: &str = "https://images.linuxcontainers.org/";
 #[derive(Debug, Parser)]
 #[command(
     name = "distrod",
-    version,
+    version = crate::version::text(),
     about = "A real systemd for any Linux distribution on WSL2",
     long_about = "distrod gives any Linux distribution a real systemd on WSL2.\n\n\
         On Linux it fetches root filesystems from the linuxcontainers.org image server \
@@ -50,6 +50,21 @@ pub enum Command {
     /// Whether the container runs, and how systemd is doing (exit 3: not running).
     #[cfg(target_os = "linux")]
     Status(StatusArgs),
+    /// Make every WSL session of this distro enter the systemd container (root).
+    #[cfg(target_os = "linux")]
+    Enable(EnableArgs),
+    /// Undo `enable`: restore the login shells, stop the container (root).
+    #[cfg(target_os = "linux")]
+    Disable(DisableArgs),
+    /// Copy this binary to /opt/distrod and put `distrod` on root's PATH (root).
+    #[cfg(target_os = "linux")]
+    Install(InstallArgs),
+    /// Replace the installed binary with a newer one, while the container runs (root).
+    #[cfg(target_os = "linux")]
+    Update(UpdateArgs),
+    /// Disable, then remove everything `install` put into the distro (root).
+    #[cfg(target_os = "linux")]
+    Uninstall(UninstallArgs),
 }
 
 #[cfg(target_os = "linux")]
@@ -66,6 +81,11 @@ pub struct LaunchArgs {
     /// Seconds to wait for systemd to report ready.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub timeout: u64,
+
+    /// DNS servers for the container's resolv.conf, this time (default: `dns` in
+    /// /etc/distrod.toml, else the distro's own resolv.conf).
+    #[arg(long, value_name = "IP,IP..", value_delimiter = ',')]
+    pub dns: Vec<std::net::IpAddr>,
 }
 
 #[cfg(target_os = "linux")]
@@ -116,6 +136,51 @@ pub struct StatusArgs {
     #[arg(long)]
     pub json: bool,
 }
+
+#[cfg(target_os = "linux")]
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Run from anywhere but /opt/distrod, it installs the binary first \
+    (as `distrod install` does).\n\n\
+    Examples:\n  \
+    sudo ./distrod enable                        install, then hook every login account\n  \
+    sudo distrod enable --dns 1.1.1.1,9.9.9.9    and give the container its own resolvers"
+)]
+pub struct EnableArgs {
+    /// DNS servers for the container's resolv.conf instead of WSL's generated resolver
+    /// (saved as `dns` in /etc/distrod.toml).
+    #[arg(long, value_name = "IP,IP..", value_delimiter = ',')]
+    pub dns: Vec<std::net::IpAddr>,
+
+    /// Only hook login accounts that appeared or changed shell since (what the container
+    /// runs when /etc/passwd changes); no install, no other output.
+    #[arg(long, hide = true)]
+    pub accounts_only: bool,
+}
+
+#[cfg(target_os = "linux")]
+#[derive(Debug, Args)]
+pub struct DisableArgs {
+    /// Restore the shells but leave the container running.
+    #[arg(long)]
+    pub keep_running: bool,
+}
+
+#[cfg(target_os = "linux")]
+#[derive(Debug, Args)]
+pub struct InstallArgs {}
+
+#[cfg(target_os = "linux")]
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// The new static `distrod` binary.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+#[cfg(target_os = "linux")]
+#[derive(Debug, Args)]
+pub struct UninstallArgs {}
 
 #[derive(Debug, Args)]
 pub struct ServerArgs {

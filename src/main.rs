@@ -7,18 +7,35 @@
 
 mod cli;
 mod commands;
+#[cfg(target_os = "linux")]
+mod config;
 mod fsutil;
 mod image;
 mod interrupt;
 #[cfg(target_os = "linux")]
 mod linux;
 mod ui;
+mod version;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Run as a login shell through `enable`'s alias: the session hook, before anything
+    // else reads the (caller's) arguments or environment.
+    #[cfg(target_os = "linux")]
+    if let Some(shell) = linux::hook::invoked_as_shell() {
+        return linux::hook::run(shell);
+    }
+    #[cfg(target_os = "linux")]
+    linux::hook::drop_setuid();
+    // `exec`'s waiting half, re-executed as a small image (after the setuid drop: it
+    // forwards signals to a pid it is given).
+    #[cfg(target_os = "linux")]
+    if let Some(code) = linux::waiter::dispatch() {
+        return ExitCode::from(code);
+    }
     let cli = cli::Cli::parse();
     init_tracing(cli.verbose);
     match commands::run(cli) {

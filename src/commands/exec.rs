@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use crate::cli::ExecArgs;
-use crate::linux::{self, enter, state};
+use crate::linux::{self, enter, interop, state};
 use crate::ui::Ui;
 
 pub fn run(args: &ExecArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
@@ -18,15 +18,18 @@ pub fn run(args: &ExecArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     } else {
         super::launch::ensure_running(ui)?
     };
+    let config = crate::config::load()?;
     let cmd = enter::Command {
         argv: args.command.clone(),
         user: args.user.clone(),
         cwd: args.workdir.clone(),
         caller_cwd: std::env::current_dir().ok(),
         caller_env: std::env::vars().collect(),
-        capture: false,
+        pass_env: config.pass_env,
+        ..Default::default()
     };
-    let exit = enter::run(st.pid, &cmd, ui)
+    let socket = interop::session_socket(&interop::Caller::current());
+    let exit = enter::run(st.pid, &cmd, socket.as_ref(), ui)
         .with_context(|| format!("cannot run {:?} in the container", args.command[0]))?;
     Ok(ExitCode::from((exit.code & 0xff) as u8))
 }

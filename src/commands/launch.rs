@@ -6,15 +6,21 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::cli::LaunchArgs;
-use crate::linux::launch::{self, Options, Outcome};
+use crate::linux::launch::{self, Options, Outcome, Tuning};
 use crate::linux::state::State;
 use crate::ui::Ui;
 
 pub fn run(args: &LaunchArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     crate::linux::require_root("launch")?;
+    let config = crate::config::load()?;
+    let mut tuning = Tuning::from_config(&config);
+    if !args.dns.is_empty() {
+        tuning.dns = args.dns.clone();
+    }
     let opts = Options {
         rootfs: args.rootfs.clone(),
         wait: (!args.no_wait).then(|| Duration::from_secs(args.timeout)),
+        tuning,
     };
     let outcome = launch::launch(&opts).context("cannot launch the container")?;
     report(ui, &outcome);
@@ -23,9 +29,11 @@ pub fn run(args: &LaunchArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
 
 /// Makes sure the container runs (for `exec`): launches it with the defaults if needed.
 pub fn ensure_running(ui: &Ui) -> anyhow::Result<State> {
+    let config = crate::config::load()?;
     let opts = Options {
         rootfs: None,
-        wait: Some(Duration::from_secs(60)),
+        wait: Some(Duration::from_secs(config.boot_timeout)),
+        tuning: Tuning::from_config(&config),
     };
     let outcome = launch::launch(&opts).context("cannot launch the container")?;
     if let Outcome::Started { .. } = outcome {

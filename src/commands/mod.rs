@@ -3,8 +3,12 @@
 
 mod create;
 #[cfg(target_os = "linux")]
+mod enable;
+#[cfg(target_os = "linux")]
 mod exec;
 mod images;
+#[cfg(target_os = "linux")]
+mod install;
 #[cfg(target_os = "linux")]
 mod launch;
 #[cfg(target_os = "linux")]
@@ -35,6 +39,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Stop(args) => stop::run(&args, &ui),
         #[cfg(target_os = "linux")]
         Command::Status(args) => status::run(&args, &ui),
+        #[cfg(target_os = "linux")]
+        Command::Enable(args) => enable::enable(&args, &ui),
+        #[cfg(target_os = "linux")]
+        Command::Disable(args) => enable::disable(&args, &ui),
+        #[cfg(target_os = "linux")]
+        Command::Install(args) => install::install(&args, &ui),
+        #[cfg(target_os = "linux")]
+        Command::Update(args) => install::update(&args, &ui),
+        #[cfg(target_os = "linux")]
+        Command::Uninstall(args) => install::uninstall(&args, &ui),
     }
 }
 

@@ -74,7 +74,7 @@ fn systemctl(pid: i32, args: &[&str], ui: &Ui) -> Option<String> {
         capture: true,
         ..Default::default()
     };
-    match enter::run(pid, &cmd, ui) {
+    match enter::run(pid, &cmd, None, ui) {
         Ok(exit) => Some(String::from_utf8_lossy(&exit.stdout).trim().to_string()),
         Err(e) => {
             ui.warn(format_args!("cannot ask systemd: {e:#}"));

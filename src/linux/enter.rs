@@ -18,7 +18,7 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -30,13 +30,16 @@ use nix::unistd::{ForkResult, Gid, Pid, Uid, fork};
 
 use super::state::NAMESPACES;
 use super::users::{self, User};
-use super::{Context, Error, Result, cgroup, logind, shim, sys};
+use super::{Context, Error, Result, cgroup, interop, logind, shim, sys};
 use crate::ui::Ui;
 
 /// What to run.
 #[derive(Debug, Clone, Default)]
 pub struct Command {
     pub argv: Vec<String>,
+    /// The file to execute when it is not `argv[0]` looked up in PATH (a login shell:
+    /// `/bin/bash` with `argv[0]` `-bash`).
+    pub program: Option<PathBuf>,
     /// Run as this user (name or uid) in a logind session; None: root, no session.
     pub user: Option<String>,
     /// Working directory inside the container; None: the caller's, if it exists inside,
@@ -46,24 +49,51 @@ pub struct Command {
     pub caller_cwd: Option<PathBuf>,
     /// Caller environment variables passed through (see [`PASSED_ENV`]).
     pub caller_env: Vec<(String, String)>,
+    /// More variable names to pass through (`session.pass_env` in /etc/distrod.toml).
+    pub pass_env: Vec<String>,
     /// Capture stdout (stderr goes to /dev/null) instead of sharing the caller's stdio.
     pub capture: bool,
 }
 
-/// Caller variables worth keeping: the terminal, the locale, and WSL's session variables
-/// (interop, WSLg). Everything else is the container's business.
-pub const PASSED_ENV: [&str; 10] = [
+/// Caller variables worth keeping: the terminal, the locale (and every `LC_*`), and WSL's
+/// session variables (WSLg, Windows Terminal). Everything else is the container's
+/// business. `WSL_INTEROP` is set to the session's entry inside ([`interop`]), and the
+/// Windows directories of the caller's PATH (drive mounts, `/mnt/<letter>/...`, which WSL
+/// appends) are appended to the session's PATH.
+pub const PASSED_ENV: [&str; 13] = [
     "TERM",
     "COLORTERM",
     "LANG",
-    "LC_ALL",
+    "LANGUAGE",
     "WSL_DISTRO_NAME",
-    "WSL_INTEROP",
     "WSLENV",
+    "NAME",
+    "HOSTTYPE",
     "DISPLAY",
     "WAYLAND_DISPLAY",
     "PULSE_SERVER",
+    "WT_SESSION",
+    "WT_PROFILE_ID",
 ];
+
+fn passed(key: &str, extra: &[String]) -> bool {
+    PASSED_ENV.contains(&key) || key.starts_with("LC_") || extra.iter().any(|e| e == key)
+}
+
+/// The caller's PATH entries under Windows drive mounts (`/mnt/c/...`).
+fn windows_path(caller_path: Option<&str>) -> Vec<&str> {
+    caller_path
+        .unwrap_or("")
+        .split(':')
+        .filter(|d| {
+            let b = d.as_bytes();
+            b.len() >= 6
+                && d.starts_with("/mnt/")
+                && b[5].is_ascii_lowercase()
+                && (b.len() == 6 || b[6] == b'/')
+        })
+        .collect()
+}
 
 /// The signals the caller forwards to the command (through B): what a terminal or a
 /// supervisor sends to a foreground process.
@@ -86,18 +116,36 @@ pub struct Exit {
     pub stdout: Vec<u8>,
 }
 
-/// The session's environment: a clean one, as login(1) would build it.
-pub fn session_env(
-    user: &User,
-    runtime_dir: Option<&str>,
-    session_id: Option<&str>,
-    passed: &[(String, String)],
-) -> Vec<String> {
-    let path = if user.uid == 0 {
+/// What a session's environment is made of besides the user.
+#[derive(Debug, Default)]
+pub struct SessionVars<'a> {
+    pub runtime_dir: Option<&'a str>,
+    pub session_id: Option<&'a str>,
+    /// The session's `/run/WSL/<pid>_interop`.
+    pub interop: Option<&'a Path>,
+    pub caller_env: &'a [(String, String)],
+    pub pass_env: &'a [String],
+}
+
+/// The session's environment: a clean one, as login(1) would build it, plus what the
+/// caller passes on (see [`PASSED_ENV`]).
+pub fn session_env(user: &User, v: &SessionVars) -> Vec<String> {
+    let mut path = if user.uid == 0 {
         "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     } else {
         "/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games"
-    };
+    }
+    .to_string();
+    let caller_path = v
+        .caller_env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, p)| p.as_str());
+    for d in windows_path(caller_path) {
+        path.push(':');
+        path.push_str(d);
+    }
+    let (runtime_dir, session_id) = (v.runtime_dir, v.session_id);
     let mut env = vec![
         format!("PATH={path}"),
         format!("HOME={}", user.home.display()),
@@ -114,10 +162,13 @@ pub fn session_env(
         env.push("XDG_SESSION_TYPE=tty".into());
         env.push("XDG_SESSION_CLASS=user".into());
     }
+    if let Some(p) = v.interop {
+        env.push(format!("WSL_INTEROP={}", p.display()));
+    }
     env.extend(
-        passed
+        v.caller_env
             .iter()
-            .filter(|(k, _)| PASSED_ENV.contains(&k.as_str()))
+            .filter(|(k, _)| passed(k, v.pass_env))
             .map(|(k, v)| format!("{k}={v}")),
     );
     env
@@ -126,7 +177,9 @@ pub fn session_env(
 /// Runs `cmd` in the container whose PID 1 is `pid` (outer pid namespace) and returns its
 /// exit code: the command's, 128+signal, 127/126 when it cannot be executed, 255 when the
 /// container vanished.
-pub fn run(pid: i32, cmd: &Command, ui: &Ui) -> Result<Exit> {
+/// `interop`: the session's interop socket as a detached mount ([`interop::session_socket`]),
+/// attached inside by the session's reaper.
+pub fn run(pid: i32, cmd: &Command, interop: Option<&OwnedFd>, ui: &Ui) -> Result<Exit> {
     if cmd.argv.is_empty() {
         return Err(Error::Other("no command given".into()));
     }
@@ -159,7 +212,7 @@ pub fn run(pid: i32, cmd: &Command, ui: &Ui) -> Result<Exit> {
             drop(ours);
             let out = capture.map(|(_, w)| w);
             let mut sock = File::from(theirs);
-            if let Err(e) = join_and_fork(&ns, join, cmd, out, &mut sock, ui) {
+            if let Err(e) = join_and_fork(&ns, join, cmd, interop, out, &mut sock, ui) {
                 let _ = sock.write_all(format!("e{}", super::chain(&e)).as_bytes());
             }
             // SAFETY: leave the fork without the parent's destructors.
@@ -171,6 +224,11 @@ pub fn run(pid: i32, cmd: &Command, ui: &Ui) -> Result<Exit> {
             let reader = capture.map(|(r, _w)| File::from(r));
             let _ = waitpid(child, None); // A exits right after forking B
             let reaper = hello(&ours)?;
+            if reader.is_none() {
+                // Only waiting is left: do it in a fresh, minimal image (returns only if
+                // the exec failed).
+                super::waiter::hand_over(&ours, reaper);
+            }
             FORWARD_TO.store(reaper, Ordering::SeqCst);
             install_forwarding();
             let mut stdout = Vec::new();
@@ -204,6 +262,7 @@ fn join_and_fork(
     ns: &[(&str, File)],
     join: Option<&Path>,
     cmd: &Command,
+    interop: Option<&OwnedFd>,
     out: Option<OwnedFd>,
     sock: &mut File,
     ui: &Ui,
@@ -240,7 +299,7 @@ fn join_and_fork(
             // The reaper. The hello byte carries our credentials (SO_PASSCRED on the
             // other end).
             sock.write_all(b"h").ctx(|| "say hello".into())?;
-            let code = reaper(cmd, &user, &groups, out, ui);
+            let code = reaper(cmd, &user, &groups, interop, out, ui);
             let _ = sock.write_all(&(code as u32).to_le_bytes());
             // SAFETY: as above.
             unsafe { libc::_exit(code & 0xff) }
@@ -271,8 +330,23 @@ fn install_forwarding() {
 }
 
 /// B: session leader and subreaper; returns the command's code (tini's rules).
-fn reaper(cmd: &Command, user: &User, groups: &[u32], out: Option<OwnedFd>, ui: &Ui) -> i32 {
+fn reaper(
+    cmd: &Command,
+    user: &User,
+    groups: &[u32],
+    interop: Option<&OwnedFd>,
+    out: Option<OwnedFd>,
+    ui: &Ui,
+) -> i32 {
     let _ = nix::unistd::setsid();
+    // A terminal session (an interactive `wsl -d`): the terminal becomes the controlling
+    // terminal of this new session, so that the shell gets job control and a hang-up of
+    // the terminal reaches it. It is taken over from the caller's session (arg 1, as
+    // root), which only waits for the exit code.
+    if nix::unistd::isatty(std::io::stdin()).unwrap_or(false) && !cmd.capture {
+        // SAFETY: ioctl(TIOCSCTTY) on fd 0 with an integer argument.
+        unsafe { libc::ioctl(0, libc::TIOCSCTTY, 1) };
+    }
     // Orphans of the command are re-parented to us, not to systemd, while it runs.
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
@@ -298,11 +372,29 @@ fn reaper(cmd: &Command, user: &User, groups: &[u32], out: Option<OwnedFd>, ui: 
             }
         }
     }
+    let entry = interop.and_then(|tree| {
+        interop::Entry::provide(tree, me, user.uid, user.gid)
+            .map_err(|e| {
+                ui.warn(format_args!(
+                    "Windows programs cannot be started from this session: {}",
+                    super::chain(&e)
+                ))
+            })
+            .ok()
+    });
+    if let Some(dir) = &runtime {
+        wslg_links(dir, user);
+    }
+    let entry_path = entry.as_ref().map(|e| e.path());
     let env = session_env(
         user,
-        runtime.as_deref(),
-        session.as_ref().map(|s| s.id.as_str()),
-        &cmd.caller_env,
+        &SessionVars {
+            runtime_dir: runtime.as_deref(),
+            session_id: session.as_ref().map(|s| s.id.as_str()),
+            interop: entry_path.as_deref(),
+            caller_env: &cmd.caller_env,
+            pass_env: &cmd.pass_env,
+        },
     );
     let cwd = working_dir(cmd, user);
     // SAFETY: as above.
@@ -320,6 +412,9 @@ fn reaper(cmd: &Command, user: &User, groups: &[u32], out: Option<OwnedFd>, ui: 
     drop(out);
     FORWARD_TO.store(child.as_raw(), Ordering::SeqCst);
     install_forwarding();
+    // The reaper lives as long as the session: give back the binary's pages start-up
+    // touched (they fault back in from the page cache if needed at the end).
+    super::waiter::release_image();
     let mut code = None;
     loop {
         // Blocking wait for any child (never WUNTRACED: a stopped child is not an end).
@@ -341,8 +436,47 @@ fn reaper(cmd: &Command, user: &User, groups: &[u32], out: Option<OwnedFd>, ui: 
             break;
         }
     }
+    if let Some(e) = entry {
+        e.remove();
+    }
     drop(session); // closes the fifo: logind ends the session
     code.unwrap_or(125)
+}
+
+/// WSLg in a user's runtime directory, as WSL's own systemd support does: `wayland-0` and
+/// `pulse/native` linked to WSLg's sockets, so WAYLAND_DISPLAY and PulseAudio's default
+/// work with logind's XDG_RUNTIME_DIR.
+fn wslg_links(runtime: &str, user: &User) {
+    let wslg = Path::new("/mnt/wslg");
+    if !wslg.is_dir() {
+        return;
+    }
+    let dir = Path::new(runtime);
+    let own = |p: &Path| {
+        let _ = nix::unistd::fchownat(
+            nix::fcntl::AT_FDCWD,
+            p,
+            Some(user.uid.into()),
+            Some(user.gid.into()),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        );
+    };
+    let wayland = wslg.join("runtime-dir/wayland-0");
+    let link = dir.join("wayland-0");
+    if wayland.exists() && std::os::unix::fs::symlink(&wayland, &link).is_ok() {
+        own(&link);
+    }
+    let pulse = wslg.join("PulseServer");
+    if pulse.exists() {
+        let pdir = dir.join("pulse");
+        if std::fs::create_dir(&pdir).is_ok() {
+            own(&pdir);
+        }
+        let link = pdir.join("native");
+        if std::os::unix::fs::symlink(&pulse, &link).is_ok() {
+            own(&link);
+        }
+    }
 }
 
 fn working_dir(cmd: &Command, user: &User) -> PathBuf {
@@ -403,7 +537,13 @@ fn exec_command(
         // SAFETY: single-threaded child.
         unsafe { std::env::set_var("PATH", p) };
     }
-    let e = nix::unistd::execvpe(&argv[0], &argv, &envp).unwrap_err();
+    let e = match &cmd.program {
+        Some(p) => {
+            let prog = CString::new(p.as_os_str().as_encoded_bytes()).unwrap_or_default();
+            nix::unistd::execve(&prog, &argv, &envp).unwrap_err()
+        }
+        None => nix::unistd::execvpe(&argv[0], &argv, &envp).unwrap_err(),
+    };
     let code = if e == Errno::ENOENT { 127 } else { 126 };
     fail(format!("{}: {}", cmd.argv[0], e.desc()), code)
 }
@@ -419,18 +559,7 @@ fn code_of(st: WaitStatus) -> Option<i32> {
 
 /// The code B sent; EOF without one: B was killed with the container.
 fn read_code(sock: &OwnedFd) -> i32 {
-    let mut f = File::from(sock.try_clone().expect("dup"));
-    let mut b = [0u8; 4];
-    let mut got = 0;
-    while got < 4 {
-        match f.read(&mut b[got..]) {
-            Ok(0) => return CODE_VANISHED,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => return CODE_VANISHED,
-        }
-    }
-    u32::from_le_bytes(b) as i32
+    super::waiter::read_code(sock.as_raw_fd())
 }
 
 #[cfg(test)]
@@ -449,11 +578,26 @@ mod tests {
         let passed = vec![
             ("TERM".to_string(), "xterm".to_string()),
             ("SECRET".to_string(), "x".to_string()),
+            ("WSL_INTEROP".to_string(), "/run/WSL/9_interop".to_string()),
+            ("LC_TIME".to_string(), "C".to_string()),
+            ("MINE".to_string(), "1".to_string()),
+            (
+                "PATH".to_string(),
+                "/usr/bin:/mnt/c/Windows/System32:/mnt/cdrom:/mnt/d:/home/x/bin".to_string(),
+            ),
         ];
+        let vars = SessionVars {
+            runtime_dir: Some("/run/user/1000"),
+            session_id: Some("3"),
+            interop: Some(Path::new("/run/WSL/42_interop")),
+            caller_env: &passed,
+            pass_env: &["MINE".to_string()],
+        };
         assert_eq!(
-            session_env(&u, Some("/run/user/1000"), Some("3"), &passed),
+            session_env(&u, &vars),
             [
-                "PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games",
+                "PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games\
+                 :/mnt/c/Windows/System32:/mnt/d",
                 "HOME=/home/distrod",
                 "USER=distrod",
                 "LOGNAME=distrod",
@@ -463,7 +607,10 @@ mod tests {
                 "XDG_SESSION_ID=3",
                 "XDG_SESSION_TYPE=tty",
                 "XDG_SESSION_CLASS=user",
+                "WSL_INTEROP=/run/WSL/42_interop",
                 "TERM=xterm",
+                "LC_TIME=C",
+                "MINE=1",
             ]
         );
     }

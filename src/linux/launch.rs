@@ -9,6 +9,7 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
+use std::net::IpAddr;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -20,12 +21,130 @@ use super::mounts::{self, Inputs};
 use super::state::{self, NAMESPACES, NOTIFY_SOCKET, State};
 use super::{Context, Error, Result, cgroup, shim, stop, sys};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     /// None: the running distro itself.
     pub rootfs: Option<PathBuf>,
     /// Wait this long for READY=1; None: return once systemd was started.
     pub wait: Option<Duration>,
+    pub tuning: Tuning,
+}
+
+/// The run-time adjustments a launch makes (see [`mounts`]): from /etc/distrod.toml and
+/// from the environment of the session that starts the container.
+#[derive(Debug, Clone, Default)]
+pub struct Tuning {
+    /// Resolvers for the container's own resolv.conf (none: the distro's).
+    pub dns: Vec<IpAddr>,
+    /// Units masked besides [`mounts::MASKED`], and units of that list left alone.
+    pub mask: Vec<String>,
+    pub unmask: Vec<String>,
+    /// Re-hook login accounts when /etc/passwd changes (when they are hooked at all).
+    pub rehook: bool,
+    /// The launching session's WSL variables, which services get too.
+    pub session_env: Vec<(String, String)>,
+}
+
+/// Session variables that services get as well (interop through the stable
+/// `/run/WSL/1_interop`, which follows a live session).
+const SERVICE_ENV: [&str; 5] = [
+    "WSL_DISTRO_NAME",
+    "WSLENV",
+    "DISPLAY",
+    "WAYLAND_DISPLAY",
+    "PULSE_SERVER",
+];
+
+impl Tuning {
+    pub fn from_config(config: &crate::config::Config) -> Tuning {
+        Tuning {
+            dns: config.dns.clone(),
+            mask: config.mask.clone(),
+            unmask: config.unmask.clone(),
+            rehook: config.rehook,
+            session_env: std::env::vars()
+                .filter(|(k, _)| SERVICE_ENV.contains(&k.as_str()))
+                .collect(),
+        }
+    }
+
+    fn masks(&self) -> Vec<String> {
+        let mut v: Vec<String> = mounts::MASKED
+            .iter()
+            .map(|(u, _)| u.to_string())
+            .filter(|u| !self.unmask.contains(u))
+            .collect();
+        for u in &self.mask {
+            if !v.contains(u) {
+                v.push(u.clone());
+            }
+        }
+        v
+    }
+
+    fn service_env(&self, interop: bool) -> Vec<(String, String)> {
+        let mut env = self.session_env.clone();
+        if interop {
+            env.push((
+                "WSL_INTEROP".into(),
+                format!("{}/1_interop", super::interop::RUN_WSL),
+            ));
+        }
+        env
+    }
+}
+
+/// Where `path` (absolute, inside `root`) ends up after following symlinks in its last
+/// component, as a path inside `root`; lexical, so a missing target is fine (the bind
+/// creates it).
+pub fn resolve_in(root: &Path, path: &Path) -> PathBuf {
+    let mut cur = path.to_path_buf();
+    for _ in 0..16 {
+        let full = root.join(cur.strip_prefix("/").unwrap_or(&cur));
+        match std::fs::read_link(&full) {
+            Ok(t) => {
+                let joined = if t.is_absolute() {
+                    t
+                } else {
+                    cur.parent().unwrap_or(Path::new("/")).join(t)
+                };
+                cur = normalize(&joined);
+            }
+            Err(_) => break,
+        }
+    }
+    cur
+}
+
+/// A bind needs an existing target; one that is missing may be created only in the
+/// container's own /run, never in the distro's tree.
+fn bindable(root: &Path, target: &Path) -> bool {
+    let ok = target.starts_with("/run")
+        || root
+            .join(target.strip_prefix("/").unwrap_or(target))
+            .is_file();
+    if !ok {
+        tracing::warn!(
+            "dns: {} does not exist; the container keeps the distro's resolvers",
+            target.display()
+        );
+    }
+    ok
+}
+
+fn normalize(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::from("/");
+    for c in p.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(n) => out.push(n),
+            _ => {}
+        }
+    }
+    out
 }
 
 #[derive(Debug)]
@@ -92,6 +211,8 @@ pub fn launch(opts: &Options) -> Result<Outcome> {
 
     let _ = std::fs::remove_file(NOTIFY_SOCKET);
     let notify = UnixDatagram::bind(NOTIFY_SOCKET).ctx(|| format!("bind {NOTIFY_SOCKET}"))?;
+    let root = rootfs.clone().unwrap_or_else(|| "/".into());
+    let t = &opts.tuning;
     let inputs = Inputs {
         proc_sys_ro: sys::is_read_only(Path::new("/proc/sys")),
         wsl_paths: if rootfs.is_some() {
@@ -99,13 +220,20 @@ pub fn launch(opts: &Options) -> Result<Outcome> {
         } else {
             vec![]
         },
-        has_run_wsl: Path::new("/run/WSL").is_dir(),
-        has_console: rootfs
-            .as_deref()
-            .unwrap_or(Path::new("/"))
-            .join("dev/console")
-            .exists()
-            || Path::new("/dev/console").exists(),
+        has_console: root.join("dev/console").exists() || Path::new("/dev/console").exists(),
+        binfmt: Path::new("/proc/sys/fs/binfmt_misc/status").exists(),
+        wslg: Path::new("/mnt/wslg/.X11-unix").is_dir(),
+        masks: t.masks(),
+        resolv_target: (!t.dns.is_empty())
+            .then(|| resolve_in(&root, Path::new("/etc/resolv.conf")))
+            .filter(|p| bindable(&root, p)),
+        dns: t.dns.clone(),
+        service_env: t.service_env(Path::new(super::interop::RUN_WSL).is_dir()),
+        rehook: (t.rehook
+            && rootfs.is_none()
+            && super::accounts::is_enabled(Path::new("/"))
+            && Path::new(super::INSTALLED_BINARY).is_file())
+        .then(|| PathBuf::from(super::INSTALLED_BINARY)),
         rootfs: rootfs.clone(),
     };
     let steps = mounts::plan(&inputs);
@@ -244,6 +372,29 @@ fn wait_ready(sock: &UnixDatagram, st: &State, timeout: Duration) -> Result<()> 
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
+    #[test]
+    fn resolv_conf_symlinks_are_followed_inside_the_root() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("etc")).unwrap();
+        std::os::unix::fs::symlink(
+            "../run/resolvconf/resolv.conf",
+            d.path().join("etc/resolv.conf"),
+        )
+        .unwrap();
+        assert_eq!(
+            super::resolve_in(d.path(), Path::new("/etc/resolv.conf")),
+            Path::new("/run/resolvconf/resolv.conf")
+        );
+        std::fs::remove_file(d.path().join("etc/resolv.conf")).unwrap();
+        std::fs::write(d.path().join("etc/resolv.conf"), "").unwrap();
+        assert_eq!(
+            super::resolve_in(d.path(), Path::new("/etc/resolv.conf")),
+            Path::new("/etc/resolv.conf")
+        );
+    }
+
     #[test]
     fn reports() {
         assert_eq!(super::parse_report("pid 42\n").unwrap(), 42);

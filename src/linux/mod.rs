@@ -10,9 +10,13 @@
 //! - [`stop`] powers the container off and removes what it left behind ([`cgroup`]).
 //! - [`state`] is the record under `/run/distrod` that ties these together.
 
+pub mod accounts;
 pub mod cgroup;
 pub mod dbus;
 pub mod enter;
+pub mod hook;
+pub mod install;
+pub mod interop;
 pub mod launch;
 pub mod logind;
 pub mod mounts;
@@ -21,6 +25,7 @@ pub mod state;
 pub mod stop;
 pub mod sys;
 pub mod users;
+pub mod waiter;
 
 /// Failures of the runtime. Each names what was being done; the cause is kept as `source`.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +76,21 @@ impl<T> Context<T> for std::io::Result<T> {
 }
 
 /// The runtime's commands need root: namespaces, mounts and cgroups are privileged.
+/// Where `distrod install` puts the binary; the login-shell hook and the units distrod
+/// writes at run time name this path.
+pub const INSTALLED_BINARY: &str = "/opt/distrod/bin/distrod";
+/// Everything `install` creates lives under this directory (plus the PATH symlink).
+pub const INSTALL_DIR: &str = "/opt/distrod";
+
+/// systemd's convention (`/run/host/container-manager`): written by the shim into the
+/// container's own /run, so it exists only inside.
+pub const CONTAINER_MANAGER_FILE: &str = "/run/host/container-manager";
+
+/// Whether this process runs inside distrod's container (its mount namespace).
+pub fn inside_container() -> bool {
+    std::fs::read_to_string(CONTAINER_MANAGER_FILE).is_ok_and(|s| s.trim() == "distrod")
+}
+
 pub fn require_root(command: &'static str) -> Result<()> {
     if nix::unistd::geteuid().is_root() {
         Ok(())

@@ -11,11 +11,26 @@
 //! - cgroup2 on /sys/fs/cgroup, rooted at the container's cgroup namespace. The distro's
 //!   mount there has to go first (MNT_DETACH also drops v1 submounts): the kernel refuses
 //!   to mount a superblock on the root of a mount of the same superblock (EBUSY).
-//! - A fresh tmpfs /run (systemd expects an empty one at boot) with /run/WSL (interop
-//!   sockets) and the notify socket carried over through O_PATH fds opened beforehand.
-//! - Runtime-only overrides in that /run, leaving the distro's /etc alone:
-//!   console-getty masked (WSL masks it too; there is no console), and
-//!   `d /tmp` instead of Debian's `D /tmp`, which would empty the running distro's /tmp.
+//! - A fresh tmpfs /run (systemd expects an empty one at boot) with the notify socket
+//!   carried over through an O_PATH fd opened beforehand. Its `/run/WSL` starts *empty*:
+//!   WSL's own `/run/WSL/<pid>_interop` entries are named by pids of the distro's pid
+//!   namespace, which inside mean other processes (WSL's parent-pid walk would find a
+//!   stranger's socket). Entering sessions add entries named by their container pids
+//!   ([`super::interop`]).
+//! - Runtime-only adjustments in that /run, leaving the distro's /etc alone (gone with the
+//!   container, so `distrod disable` leaves nothing behind): the units in [`MASKED`]
+//!   masked; `d /tmp` instead of Debian's `D /tmp`, which would empty the running distro's
+//!   /tmp; with WSLg, `/tmp/.X11-unix` bound read-only from `/mnt/wslg/.X11-unix` after
+//!   tmp.mount (and systemd-tmpfiles told to leave it alone); the WSL session variables as
+//!   services' DefaultEnvironment; a path unit that re-hooks login accounts when
+//!   /etc/passwd changes; `/run/host/container-manager` saying `distrod`.
+//! - binfmt_misc: where the distro has it mounted (WSL does), it is mounted in the
+//!   container too with a read-only file over its `status`, so that systemd-binfmt's
+//!   `--unregister` at shutdown ("-1" to status) cannot remove WSL's VM-wide `WSLInterop`
+//!   entry, which would break running `.exe` files in every distro (WSL's
+//!   `protectBinfmt` does the same).
+//! - Optional DNS servers: a resolv.conf written in the container's /run and bound over
+//!   the file /etc/resolv.conf resolves to, in the container only.
 //! - /dev/console bound to /dev/null: systemd's status output must not reach the caller.
 
 use std::ffi::CString;
@@ -34,9 +49,56 @@ pub const CONTAINER_NOTIFY: &str = "/run/host/notify";
 /// An fd opened (O_PATH) before any mount changes, bound somewhere later.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Held {
-    RunWsl,
     Notify,
 }
+
+/// Units masked while the container runs, and why: each stalls a boot under WSL or fights
+/// WSL for something WSL owns. `unmask` in /etc/distrod.toml keeps any of them; `mask`
+/// adds more.
+pub const MASKED: &[(&str, &str)] = &[
+    (
+        "systemd-networkd-wait-online.service",
+        "waits for a network WSL configures itself: stalls the boot",
+    ),
+    (
+        "NetworkManager-wait-online.service",
+        "waits for a network WSL configures itself: stalls the boot",
+    ),
+    (
+        "systemd-networkd.service",
+        "would reconfigure eth0, which WSL configures",
+    ),
+    ("systemd-networkd.socket", "activates systemd-networkd"),
+    (
+        "NetworkManager.service",
+        "would reconfigure eth0, which WSL configures",
+    ),
+    (
+        "networking.service",
+        "ifupdown: would reconfigure eth0, which WSL configures",
+    ),
+    (
+        "systemd-timesyncd.service",
+        "WSL keeps the clock in step with Windows",
+    ),
+    ("console-getty.service", "there is no console"),
+    ("getty@.service", "there are no virtual terminals"),
+    ("serial-getty@.service", "there are no serial lines"),
+    (
+        "systemd-remount-fs.service",
+        "WSL mounts the root file system; remounting it fails",
+    ),
+    (
+        "systemd-modules-load.service",
+        "WSL's kernel comes with its modules; loading fails",
+    ),
+];
+
+/// The unit that binds WSLg's X11 socket directory (systemd-escape'd /tmp/.X11-unix).
+pub const X11_UNIT: &str = "tmp-.X11\\x2dunix.mount";
+
+/// The unit pair that re-hooks login accounts when /etc/passwd changes (chsh, new users).
+pub const REHOOK_UNIT: &str = "distrod-rehook";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
@@ -91,7 +153,7 @@ pub enum Step {
 }
 
 /// What the plan depends on, gathered by the launcher before forking.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Inputs {
     /// None: the running distro itself.
     pub rootfs: Option<PathBuf>,
@@ -99,8 +161,22 @@ pub struct Inputs {
     pub proc_sys_ro: bool,
     /// WSL paths that exist in the distro, bound into a separate rootfs.
     pub wsl_paths: Vec<PathBuf>,
-    pub has_run_wsl: bool,
     pub has_console: bool,
+    /// binfmt_misc is mounted in the distro (WSL's interop entry lives there).
+    pub binfmt: bool,
+    /// WSLg's `/mnt/wslg/.X11-unix` exists.
+    pub wslg: bool,
+    /// The units to mask (see [`MASKED`]).
+    pub masks: Vec<String>,
+    /// DNS servers for the container's own resolv.conf, and the path (inside the
+    /// container's tree, before pivot_root: relative to its root) that /etc/resolv.conf
+    /// resolves to, which the file is bound over.
+    pub dns: Vec<std::net::IpAddr>,
+    pub resolv_target: Option<PathBuf>,
+    /// DefaultEnvironment of services (and user managers).
+    pub service_env: Vec<(String, String)>,
+    /// The installed binary, when login accounts are hooked: re-hook on /etc/passwd changes.
+    pub rehook: Option<PathBuf>,
 }
 
 /// Paths WSL provides in a distro that a separate rootfs needs too (`/run/WSL` is carried
@@ -204,27 +280,75 @@ pub fn plan(inp: &Inputs) -> Vec<Step> {
         flags: MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         data: Some("mode=755".into()),
     });
-    v.push(Step::Mkdir {
-        path: at("/run/lock"),
-    });
-    if inp.has_run_wsl {
-        v.push(Step::BindHeld {
-            held: Held::RunWsl,
-            target: at("/run/WSL"),
-        });
+    for d in ["/run/lock", "/run/WSL"] {
+        v.push(Step::Mkdir { path: at(d) });
     }
     v.push(Step::BindHeld {
         held: Held::Notify,
         target: at(CONTAINER_NOTIFY),
     });
-    v.push(Step::Symlink {
-        target: p("/dev/null"),
-        link: at("/run/systemd/system/console-getty.service"),
+    v.push(Step::WriteFile {
+        path: at(super::CONTAINER_MANAGER_FILE),
+        contents: "distrod\n".into(),
     });
+    if inp.binfmt {
+        // A fresh procfs has no binfmt_misc mount; the instance is WSL's (VM-wide).
+        v.push(Step::Mount {
+            source: "binfmt_misc".into(),
+            target: at(BINFMT),
+            fstype: Some("binfmt_misc".into()),
+            flags: NSE,
+            data: None,
+        });
+        v.push(Step::WriteFile {
+            path: at("/run/distrod/binfmt_status"),
+            contents: "enabled\n".into(),
+        });
+        v.push(Step::Bind {
+            source: at("/run/distrod/binfmt_status"),
+            target: at(&format!("{BINFMT}/status")),
+            recursive: false,
+        });
+        v.push(Step::ReadOnly {
+            target: at(&format!("{BINFMT}/status")),
+        });
+    }
+    for unit in &inp.masks {
+        v.push(Step::Symlink {
+            target: p("/dev/null"),
+            link: at(&format!("/run/systemd/system/{unit}")),
+        });
+    }
     v.push(Step::WriteFile {
         path: at("/run/tmpfiles.d/tmp.conf"),
         contents: "d /tmp 1777 root root -\n".into(),
     });
+    if inp.wslg {
+        v.extend(wslg_units(&at));
+    }
+    if !inp.service_env.is_empty() {
+        let conf = manager_env_conf(&inp.service_env);
+        for manager in ["system", "user"] {
+            v.push(Step::WriteFile {
+                path: at(&format!("/run/systemd/{manager}.conf.d/50-distrod.conf")),
+                contents: conf.clone(),
+            });
+        }
+    }
+    if let Some(bin) = &inp.rehook {
+        v.extend(rehook_units(&at, bin));
+    }
+    if let (false, Some(target)) = (inp.dns.is_empty(), &inp.resolv_target) {
+        v.push(Step::WriteFile {
+            path: at("/run/distrod/resolv.conf"),
+            contents: resolv_conf(&inp.dns),
+        });
+        v.push(Step::Bind {
+            source: at("/run/distrod/resolv.conf"),
+            target: at(&target.to_string_lossy()),
+            recursive: false,
+        });
+    }
     if inp.has_console {
         v.push(Step::Bind {
             source: p("/dev/null"),
@@ -244,9 +368,101 @@ pub fn plan(inp: &Inputs) -> Vec<Step> {
 }
 
 /// The O_PATH fds of [`Held`] paths, opened before the plan runs.
+const BINFMT: &str = "/proc/sys/fs/binfmt_misc";
+
+/// WSLg's X11 sockets at /tmp/.X11-unix, surviving a tmpfs /tmp (tmp.mount, which a mount
+/// unit below /tmp is ordered after by its path) and systemd-tmpfiles' `D! /tmp/.X11-unix`
+/// (an empty x11.conf in /run overrides the vendor one).
+fn wslg_units(at: &dyn Fn(&str) -> PathBuf) -> Vec<Step> {
+    vec![
+        Step::WriteFile {
+            path: at(&format!("/run/systemd/system/{X11_UNIT}")),
+            contents: "[Unit]\n\
+                Description=WSLg X11 sockets (distrod)\n\
+                ConditionPathExists=/mnt/wslg/.X11-unix\n\
+                \n\
+                [Mount]\n\
+                What=/mnt/wslg/.X11-unix\n\
+                Where=/tmp/.X11-unix\n\
+                Type=none\n\
+                Options=bind,ro\n"
+                .into(),
+        },
+        Step::Symlink {
+            target: PathBuf::from(format!("../{X11_UNIT}")),
+            link: at(&format!(
+                "/run/systemd/system/local-fs.target.wants/{X11_UNIT}"
+            )),
+        },
+        Step::WriteFile {
+            path: at("/run/tmpfiles.d/x11.conf"),
+            contents: String::new(),
+        },
+    ]
+}
+
+/// A path unit watching /etc/passwd and the service it starts: `distrod enable
+/// --accounts-only` hooks accounts that appeared or whose shell changed (chsh).
+fn rehook_units(at: &dyn Fn(&str) -> PathBuf, bin: &Path) -> Vec<Step> {
+    let bin = bin.display();
+    vec![
+        Step::WriteFile {
+            path: at(&format!("/run/systemd/system/{REHOOK_UNIT}.path")),
+            contents: "[Unit]\n\
+                Description=Hook new and changed login accounts into distrod\n\
+                \n\
+                [Path]\n\
+                PathChanged=/etc/passwd\n"
+                .into(),
+        },
+        Step::WriteFile {
+            path: at(&format!("/run/systemd/system/{REHOOK_UNIT}.service")),
+            contents: format!(
+                "[Unit]\n\
+                 Description=Hook new and changed login accounts into distrod\n\
+                 ConditionPathExists={bin}\n\
+                 \n\
+                 [Service]\n\
+                 Type=oneshot\n\
+                 ExecStart={bin} --quiet enable --accounts-only\n"
+            ),
+        },
+        Step::Symlink {
+            target: PathBuf::from(format!("../{REHOOK_UNIT}.path")),
+            link: at(&format!(
+                "/run/systemd/system/paths.target.wants/{REHOOK_UNIT}.path"
+            )),
+        },
+    ]
+}
+
+/// systemd-system.conf(5) `DefaultEnvironment=`: space-separated, double-quoted
+/// assignments (values with quotes, backslashes or control characters are left out).
+pub fn manager_env_conf(env: &[(String, String)]) -> String {
+    let items: Vec<String> = env
+        .iter()
+        .filter(|(k, v)| {
+            !k.is_empty()
+                && !v
+                    .chars()
+                    .any(|c| c == '"' || c == '\\' || c == '%' || c.is_control())
+        })
+        .map(|(k, v)| format!("\"{k}={v}\""))
+        .collect();
+    format!("[Manager]\nDefaultEnvironment={}\n", items.join(" "))
+}
+
+pub fn resolv_conf(dns: &[std::net::IpAddr]) -> String {
+    let mut s =
+        String::from("# Written by distrod (dns in /etc/distrod.toml); the container's only.\n");
+    for ip in dns {
+        s.push_str(&format!("nameserver {ip}\n"));
+    }
+    s
+}
+
 #[derive(Default)]
 pub struct HeldFds {
-    pub run_wsl: Option<OwnedFd>,
     pub notify: Option<OwnedFd>,
 }
 
@@ -344,7 +560,6 @@ pub fn apply(steps: &[Step], held: &HeldFds) -> Result<()> {
                 target,
             } => {
                 let fd = match which {
-                    Held::RunWsl => &held.run_wsl,
                     Held::Notify => &held.notify,
                 };
                 let Some(fd) = fd else { continue };
@@ -439,9 +654,15 @@ mod tests {
         let steps = plan(&Inputs {
             rootfs: None,
             proc_sys_ro: true,
-            wsl_paths: vec![],
-            has_run_wsl: true,
             has_console: true,
+            binfmt: true,
+            wslg: true,
+            masks: vec!["console-getty.service".into()],
+            dns: vec!["1.1.1.1".parse().unwrap()],
+            resolv_target: Some("/mnt/wsl/resolv.conf".into()),
+            service_env: vec![("WSL_DISTRO_NAME".into(), "Debian".into())],
+            rehook: Some("/opt/distrod/bin/distrod".into()),
+            ..Default::default()
         });
         assert_eq!(
             steps[0],
@@ -461,10 +682,25 @@ mod tests {
                 "mount cgroup2 /sys/fs/cgroup",
                 "mount tmpfs /run",
                 "mkdir /run/lock",
-                "held RunWsl /run/WSL",
+                "mkdir /run/WSL",
                 "held Notify /run/host/notify",
+                "write /run/host/container-manager",
+                "mount binfmt_misc /proc/sys/fs/binfmt_misc",
+                "write /run/distrod/binfmt_status",
+                "bind /run/distrod/binfmt_status /proc/sys/fs/binfmt_misc/status",
+                "ro /proc/sys/fs/binfmt_misc/status",
                 "symlink /run/systemd/system/console-getty.service",
                 "write /run/tmpfiles.d/tmp.conf",
+                "write /run/systemd/system/tmp-.X11\\x2dunix.mount",
+                "symlink /run/systemd/system/local-fs.target.wants/tmp-.X11\\x2dunix.mount",
+                "write /run/tmpfiles.d/x11.conf",
+                "write /run/systemd/system.conf.d/50-distrod.conf",
+                "write /run/systemd/user.conf.d/50-distrod.conf",
+                "write /run/systemd/system/distrod-rehook.path",
+                "write /run/systemd/system/distrod-rehook.service",
+                "symlink /run/systemd/system/paths.target.wants/distrod-rehook.path",
+                "write /run/distrod/resolv.conf",
+                "bind /run/distrod/resolv.conf /mnt/wsl/resolv.conf",
                 "bind /dev/null /dev/console",
             ]
         );
@@ -474,10 +710,9 @@ mod tests {
     fn plan_for_a_separate_rootfs() {
         let steps = plan(&Inputs {
             rootfs: Some("/srv/deb".into()),
-            proc_sys_ro: false,
             wsl_paths: vec!["/init".into(), "/mnt/c".into()],
-            has_run_wsl: false,
-            has_console: false,
+            masks: vec!["console-getty.service".into()],
+            ..Default::default()
         });
         assert_eq!(
             names(&steps),
@@ -493,12 +728,37 @@ mod tests {
                 "mount cgroup2 /srv/deb/sys/fs/cgroup",
                 "mount tmpfs /srv/deb/run",
                 "mkdir /srv/deb/run/lock",
+                "mkdir /srv/deb/run/WSL",
                 "held Notify /srv/deb/run/host/notify",
+                "write /srv/deb/run/host/container-manager",
                 "symlink /srv/deb/run/systemd/system/console-getty.service",
                 "write /srv/deb/run/tmpfiles.d/tmp.conf",
                 "pivot /srv/deb",
             ]
         );
+    }
+
+    #[test]
+    fn manager_environment_is_quoted_and_filtered() {
+        let env = [
+            ("WSL_DISTRO_NAME".to_string(), "Debian 12".to_string()),
+            ("BAD".to_string(), "a\"b".to_string()),
+            ("DISPLAY".to_string(), ":0".to_string()),
+        ];
+        assert_eq!(
+            manager_env_conf(&env),
+            "[Manager]\nDefaultEnvironment=\"WSL_DISTRO_NAME=Debian 12\" \"DISPLAY=:0\"\n"
+        );
+    }
+
+    #[test]
+    fn resolv_conf_lists_the_servers() {
+        let dns = [
+            "1.1.1.1".parse().unwrap(),
+            "2606:4700::1111".parse().unwrap(),
+        ];
+        let text = resolv_conf(&dns);
+        assert!(text.ends_with("nameserver 1.1.1.1\nnameserver 2606:4700::1111\n"));
     }
 
     #[test]

@@ -21,7 +21,6 @@ pub fn run(steps: &[Step], mut report: File) -> ! {
     // Opened before any mount changes (/run is replaced), but in the new mount namespace:
     // a bind source must be a mount of the caller's own namespace (EINVAL otherwise).
     let held = HeldFds {
-        run_wsl: mounts::open_path(Path::new("/run/WSL")),
         notify: mounts::open_path(Path::new(NOTIFY_SOCKET)),
     };
     let err = match prepare(steps, &held) {

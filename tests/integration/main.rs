@@ -3,6 +3,9 @@
 
 mod create;
 mod images;
+mod install;
 mod real_rootfs;
 mod runtime;
 mod support;
+mod wsl;
+mod wsl_fake;

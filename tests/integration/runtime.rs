@@ -22,7 +22,7 @@ const JUSTIFIED_FAILED_UNITS: &[(&str, &str)] = &[];
 const DIR_ROOTFS: &str = "/var/lib/distrod-test/root";
 
 /// The rootfs tree, and whether the machine can run these tests at all.
-fn prerequisites(test: &str) -> Option<PathBuf> {
+pub(crate) fn prerequisites(test: &str) -> Option<PathBuf> {
     if !require_root(test) {
         return None;
     }

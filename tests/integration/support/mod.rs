@@ -3,6 +3,7 @@
 //! simplestreams catalog).
 
 pub mod archive;
+pub mod fakewsl;
 pub mod sandbox;
 pub mod server;
 pub mod streams;

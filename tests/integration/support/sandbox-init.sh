@@ -4,15 +4,28 @@
 # sandbox's directory and starts it under `unshare`; the safety rules it follows are listed
 # at the top of support/sandbox.rs.
 #
-# Usage: sandbox-init.sh DIR LOWER DISTROD HOSTNAME
+# Usage: sandbox-init.sh DIR LOWER DISTROD HOSTNAME [--wsl-like FAKEWSL] [--distrod-at PATH]
 #   DIR      the sandbox's private directory: upper/, work/, merged/ and `binds`
 #            (lines `HOST-PATH<TAB>PATH-INSIDE`, bound read-only); `ready` is created in
 #            it once the sandbox is up
 #   LOWER    the rootfs tree, overlaid read-only (it is never written to)
 #   DISTROD  the binary under test, bound read-only at /opt/distrod/bin/distrod
 #   HOSTNAME the sandbox's hostname (its own UTS namespace)
+#   --wsl-like FAKEWSL  what WSL sessions meet: shared /proc and /mnt/wsl, /mnt/wslg,
+#            /mnt/c/Windows, and FAKEWSL bound read-only at /opt/fakewsl/fakewsl
+#   --distrod-at PATH   bind DISTROD at PATH instead, and create no /opt/distrod (a distro
+#            before `distrod install`)
 set -euo pipefail
 D=$1 LOWER=$2 DISTROD=$3 NAME=$4
+shift 4
+FAKEWSL="" DISTROD_AT=/opt/distrod/bin/distrod
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --wsl-like) FAKEWSL=$2; shift 2 ;;
+        --distrod-at) DISTROD_AT=$2; shift 2 ;;
+        *) echo "sandbox-init.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+done
 R=$D/merged
 
 # Nothing mounted here may propagate to the host.
@@ -53,10 +66,33 @@ printf '#!/bin/sh\necho "fake WSL /init: must not be run" >&2\nexit 1\n' >"$R/in
 chmod 755 "$R/init"
 
 # The binary under test.
-mkdir -p "$R/opt/distrod/bin"
-touch "$R/opt/distrod/bin/distrod"
-mount --bind "$DISTROD" "$R/opt/distrod/bin/distrod"
-mount -o remount,bind,ro "$R/opt/distrod/bin/distrod"
+mkdir -p "$(dirname "$R$DISTROD_AT")"
+touch "$R$DISTROD_AT"
+mount --bind "$DISTROD" "$R$DISTROD_AT"
+mount -o remount,bind,ro "$R$DISTROD_AT"
+
+if [[ -n $FAKEWSL ]]; then
+    # WSL's /mnt/wsl: a tmpfs shared between the distros of the VM.
+    mkdir -p "$R/mnt/wsl"
+    mount -t tmpfs -o mode=755,nosuid,nodev tmpfs "$R/mnt/wsl"
+    # WSLg's mount: the X11 socket directory, the Wayland runtime dir, the Pulse socket
+    # (empty files: nothing listens, only their presence and modes matter).
+    mkdir -p "$R/mnt/wslg"
+    mount -t tmpfs -o mode=755,nosuid,nodev tmpfs "$R/mnt/wslg"
+    mkdir -m 1777 "$R/mnt/wslg/.X11-unix"
+    touch "$R/mnt/wslg/.X11-unix/X0"
+    mkdir -m 700 "$R/mnt/wslg/runtime-dir"
+    touch "$R/mnt/wslg/runtime-dir/wayland-0"
+    chown -R 1000:1000 "$R/mnt/wslg/runtime-dir"
+    touch "$R/mnt/wslg/PulseServer"
+    # The Windows directories a session's PATH names.
+    mkdir -p "$R/mnt/c/Windows/System32"
+    # WSL's session relay and interop client.
+    mkdir -p "$R/opt/fakewsl"
+    touch "$R/opt/fakewsl/fakewsl"
+    mount --bind "$FAKEWSL" "$R/opt/fakewsl/fakewsl"
+    mount -o remount,bind,ro "$R/opt/fakewsl/fakewsl"
+fi
 
 # Extra read-only binds the test asked for.
 if [[ -s $D/binds ]]; then
@@ -79,6 +115,11 @@ umount -l /.oldroot
 rmdir /.oldroot
 # WSL's worst case: the distro's mounts are shared.
 mount --make-rshared /
+if [[ -n $FAKEWSL ]]; then
+    # WSL mounts /proc and /mnt/wsl shared in their own right, not only through `/`.
+    mount --make-shared /proc
+    mount --make-shared /mnt/wsl
+fi
 touch /proc/self/fd/9/ready
 exec 9<&-
 

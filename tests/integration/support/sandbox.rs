@@ -18,6 +18,12 @@
 //! - a PID 1 standing in for WSL's `/init`, which only reaps orphans (a bash waiting on an
 //!   idle `sleep infinity`: [`Sandbox::init_processes`]).
 //!
+//! Builder options: [`SandboxBuilder::wsl_like`] adds what WSL sessions and interop meet
+//! (shared `/proc` and `/mnt/wsl`, WSLg's `/mnt/wslg`, `/mnt/c/Windows`, and the `fakewsl`
+//! relay/client at `/opt/fakewsl/fakewsl`, see support/fakewsl.rs);
+//! [`SandboxBuilder::distrod_not_installed`] stages the binary under test at
+//! `/usr/lib/distrod-test/distrod` and leaves `/opt/distrod` absent.
+//!
 //! Dropping the sandbox kills its PID 1 (so the kernel kills everything in its pid
 //! namespace, nested containers included, and the mount namespace goes with it), waits for
 //! the cgroup to empty, removes the cgroup directories depth-first and then the overlay's
@@ -41,6 +47,17 @@ const INIT_SCRIPT: &str = include_str!("sandbox-init.sh");
 const INSIDE_PATH: &str =
     "/opt/distrod/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// Where [`SandboxBuilder::distrod_not_installed`] puts the binary under test.
+pub const STAGED_DISTROD: &str = "/usr/lib/distrod-test/distrod";
+
+/// `PATH` of a sandbox with a staged binary: an installed one (once `distrod install` ran)
+/// comes first, the staged one otherwise.
+const STAGED_PATH: &str = "/opt/distrod/bin:/usr/lib/distrod-test:\
+                           /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Where [`SandboxBuilder::wsl_like`] binds the `fakewsl` binary.
+pub const FAKEWSL_INSIDE: &str = "/opt/fakewsl/fakewsl";
+
 /// The capabilities no test may hand to a container (the clock and kernel modules are the
 /// host's), dropped from the bounding set of the sandbox and of every command run in it.
 const BOUNDING_SET: &str = "-sys_time,-sys_module";
@@ -57,9 +74,29 @@ static COUNTER: AtomicUsize = AtomicUsize::new(0);
 #[derive(Default)]
 pub struct SandboxBuilder {
     binds: Vec<(PathBuf, PathBuf)>,
+    wsl_like: bool,
+    distrod_not_installed: bool,
 }
 
 impl SandboxBuilder {
+    /// Makes the sandbox look like WSL where sessions and interop are concerned: `/proc`
+    /// mounted shared (as WSL does), `/mnt/wsl` a shared tmpfs, `/mnt/wslg` with
+    /// `.X11-unix/X0`, `runtime-dir/wayland-0` (dir 0700, uid 1000) and `PulseServer`,
+    /// empty `/mnt/c/Windows/System32`, and the `fakewsl` binary (built on demand) read-only
+    /// at [`FAKEWSL_INSIDE`].
+    pub fn wsl_like(mut self) -> SandboxBuilder {
+        self.wsl_like = true;
+        self
+    }
+
+    /// The binary under test read-only at [`STAGED_DISTROD`] instead of
+    /// `/opt/distrod/bin/distrod`, and no `/opt/distrod`: the tree as it is before
+    /// `distrod install`. [`Sandbox::run`] still finds `distrod` by name.
+    pub fn distrod_not_installed(mut self) -> SandboxBuilder {
+        self.distrod_not_installed = true;
+        self
+    }
+
     /// Binds host directory `host` read-only at `inside` (absolute) in the sandbox.
     pub fn bind_ro(mut self, host: &Path, inside: &str) -> SandboxBuilder {
         assert!(inside.starts_with('/'), "{inside}: not an absolute path");
@@ -83,6 +120,8 @@ pub struct Sandbox {
     unshare: Option<Child>,
     /// The sandbox's PID 1, as the host sees it.
     pid1: Option<i32>,
+    /// `PATH` of the commands run inside.
+    inside_path: &'static str,
 }
 
 impl Sandbox {
@@ -133,6 +172,11 @@ impl Sandbox {
             dir: Some(dir),
             unshare: None,
             pid1: None,
+            inside_path: if builder.distrod_not_installed {
+                STAGED_PATH
+            } else {
+                INSIDE_PATH
+            },
         };
         let d = sandbox.dir().to_path_buf();
         for sub in ["upper", "work", "merged"] {
@@ -146,6 +190,15 @@ impl Sandbox {
         fs::write(d.join("binds"), binds).expect("write the binds list");
         fs::write(d.join("init.sh"), INIT_SCRIPT).expect("write the init script");
         let log = fs::File::create(d.join("init.log")).expect("create the init log");
+        let mut options: Vec<PathBuf> = Vec::new();
+        if builder.wsl_like {
+            options.push("--wsl-like".into());
+            options.push(super::fakewsl::fakewsl_binary());
+        }
+        if builder.distrod_not_installed {
+            options.push("--distrod-at".into());
+            options.push(STAGED_DISTROD.into());
+        }
 
         // `sh` moves itself into the sandbox's cgroup before `unshare --cgroup`, so that
         // cgroup is the namespace's root; the bounding set is cut before any namespace
@@ -166,6 +219,7 @@ impl Sandbox {
             .arg(rootfs_tree)
             .arg(env!("CARGO_BIN_EXE_distrod"))
             .arg(&sandbox.name)
+            .args(&options)
             .env("PATH", host_path())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup the log"))
@@ -244,6 +298,54 @@ impl Sandbox {
             .expect("read the sandbox's mountinfo")
     }
 
+    /// Writes `contents` to `inside` (absolute; parent directories created, owned by
+    /// root), through the sandbox's root.
+    pub fn write_file(&self, inside: &str, contents: impl AsRef<[u8]>) {
+        assert!(inside.starts_with('/'), "{inside}: not an absolute path");
+        let path = self.path(inside);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent)
+                .unwrap_or_else(|e| panic!("create the parent of {inside} in the sandbox: {e}"));
+        }
+        fs::write(&path, contents).unwrap_or_else(|e| panic!("write {inside} in the sandbox: {e}"));
+    }
+
+    /// Reads `inside` (absolute) through the sandbox's root; `None` when it is missing.
+    pub fn read_file(&self, inside: &str) -> Option<String> {
+        match fs::read_to_string(self.path(inside)) {
+            Ok(text) => Some(text),
+            Err(e) if e.kind() == ErrorKind::NotFound => None,
+            Err(e) => panic!("read {inside} in the sandbox: {e}"),
+        }
+    }
+
+    /// [`Sandbox::run`] as `user` (a name or uid in the sandbox's /etc/passwd): its uid,
+    /// primary gid and groups (`setpriv --init-groups`), and the environment `setpriv
+    /// --reset-env` gives (HOME, USER, LOGNAME, SHELL, a default PATH).
+    pub fn run_as(&self, user: &str, argv: &[&str]) -> Output {
+        let passwd = self
+            .read_file("/etc/passwd")
+            .expect("the sandbox has /etc/passwd");
+        let gid = passwd
+            .lines()
+            .map(|l| l.split(':').collect::<Vec<_>>())
+            .find(|f| f.len() == 7 && (f[0] == user || f[2] == user))
+            .map(|f| f[3].to_owned())
+            .unwrap_or_else(|| panic!("no user {user} in the sandbox's /etc/passwd"));
+        let reuid = format!("--reuid={user}");
+        let regid = format!("--regid={gid}");
+        let mut full = vec![
+            "setpriv",
+            reuid.as_str(),
+            regid.as_str(),
+            "--init-groups",
+            "--reset-env",
+            "--",
+        ];
+        full.extend_from_slice(argv);
+        self.run(&full)
+    }
+
     /// Runs `argv` inside the sandbox as root, as a WSL session would: in the sandbox's
     /// cgroup and all its namespaces, at its root, with `PATH` starting at
     /// `/opt/distrod/bin`, stdin `/dev/null`, and the reduced bounding set. Killed after
@@ -287,7 +389,7 @@ impl Sandbox {
             .arg(self.pid1().to_string())
             .args(argv)
             .env_clear()
-            .env("PATH", INSIDE_PATH)
+            .env("PATH", self.inside_path)
             .env("HOME", "/root")
             .env("USER", "root")
             .env("LOGNAME", "root")

@@ -1,0 +1,718 @@
+//! /etc/distrod.toml: the settings of the container and of the sessions that enter it.
+//!
+//! A missing file, table or key means the default; anything distrod does not know (a table,
+//! a key, a value of the wrong type or out of range) is an error naming the file, the key
+//! and the reason on one line, so that a typo is never silently ignored. The documented
+//! example is `/opt/distrod/share/distrod.toml.example`; [`render`] writes a complete file.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::ops::RangeInclusive;
+use std::path::Path;
+
+pub const PATH: &str = "/etc/distrod.toml";
+
+/// resolv.conf(5) uses at most this many `nameserver` lines (glibc's MAXNS).
+pub const MAX_DNS: usize = 3;
+pub const BOOT_TIMEOUT: RangeInclusive<u64> = 1..=600;
+
+/// The unit types a name may end in.
+const UNIT_SUFFIXES: [&str; 11] = [
+    ".service",
+    ".socket",
+    ".target",
+    ".mount",
+    ".automount",
+    ".timer",
+    ".path",
+    ".slice",
+    ".scope",
+    ".device",
+    ".swap",
+];
+/// systemd's UNIT_NAME_MAX.
+const UNIT_NAME_MAX: usize = 255;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// `[container] dns`: resolvers for the container's resolv.conf; empty keeps WSL's.
+    pub dns: Vec<IpAddr>,
+    /// `[container] boot_timeout`: seconds a session waits for systemd to be ready.
+    pub boot_timeout: u64,
+    /// `[container] mask`: more units to mask while the container runs.
+    pub mask: Vec<String>,
+    /// `[container] unmask`: units of distrod's built-in mask list to leave alone.
+    pub unmask: Vec<String>,
+    /// `[session] pass_env`: more variables passed from the WSL session into the container.
+    pub pass_env: Vec<String>,
+    /// `[session] fallback_shell`: run the plain shell outside (with a warning) when the
+    /// container cannot start, instead of failing the login.
+    pub fallback_shell: bool,
+    /// `[hook] rehook`: re-hook accounts when /etc/passwd changes while the container runs.
+    pub rehook: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            dns: Vec::new(),
+            boot_timeout: 30,
+            mask: Vec::new(),
+            unmask: Vec::new(),
+            pass_env: Vec::new(),
+            fallback_shell: true,
+            rehook: true,
+        }
+    }
+}
+
+/// A configuration that cannot be used, as one line: `FILE: KEY: REASON`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}: {problem}")]
+pub struct ConfigError {
+    pub file: String,
+    pub problem: String,
+}
+
+/// Reads [`PATH`]; a missing file means the defaults.
+pub fn load() -> Result<Config, ConfigError> {
+    load_from(Path::new(PATH))
+}
+
+/// Reads `path`; a missing file means the defaults, any other failure to read is an error.
+pub fn load_from(path: &Path) -> Result<Config, ConfigError> {
+    match read(path)? {
+        Some(text) => parse(&text).map_err(|e| ConfigError {
+            file: path.display().to_string(),
+            ..e
+        }),
+        None => Ok(Config::default()),
+    }
+}
+
+/// Parses the text of [`PATH`].
+pub fn parse(text: &str) -> Result<Config, ConfigError> {
+    parse_text(text).map_err(|problem| ConfigError {
+        file: PATH.into(),
+        problem,
+    })
+}
+
+/// The file's text, or `None` when it does not exist.
+fn read(path: &Path) -> Result<Option<String>, ConfigError> {
+    let fail = |problem: String| ConfigError {
+        file: path.display().to_string(),
+        problem,
+    };
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(fail(format!("cannot read it: {e}"))),
+    };
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|_| fail("is not UTF-8 text, as TOML must be".into()))
+}
+
+/// The tables and their keys, in the order they are documented.
+const SCHEMA: [(&str, &[&str]); 3] = [
+    ("container", &["dns", "boot_timeout", "mask", "unmask"]),
+    ("session", &["pass_env", "fallback_shell"]),
+    ("hook", &["rehook"]),
+];
+
+fn parse_text(text: &str) -> Result<Config, String> {
+    let doc: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        let message = e.message().trim().replace('\n', "; ");
+        match e.span() {
+            Some(span) => {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+                format!("line {line}, column {column}: {message}")
+            }
+            None => message,
+        }
+    })?;
+
+    let known_tables = SCHEMA.map(|(t, _)| t).join(", ");
+    for (name, value) in &doc {
+        let Some((_, keys)) = SCHEMA.iter().find(|(t, _)| t == name) else {
+            return Err(format!("unknown key {name} (known: {known_tables})"));
+        };
+        let table = value
+            .as_table()
+            .ok_or_else(|| format!("{name}: expected a table, found {}", an(value)))?;
+        if let Some(key) = table.keys().find(|k| !keys.contains(&k.as_str())) {
+            return Err(format!(
+                "unknown key {name}.{key} (known: {})",
+                keys.join(", ")
+            ));
+        }
+    }
+    let get = |table: &str, key: &str| doc.get(table).and_then(|t| t.get(key));
+
+    let mut c = Config::default();
+    if let Some(v) = get("container", "dns") {
+        let key = "container.dns";
+        let items = strings(key, v)?;
+        if items.len() > MAX_DNS {
+            return Err(format!(
+                "{key}: {} servers, but resolv.conf uses at most {MAX_DNS}",
+                items.len()
+            ));
+        }
+        for (i, s) in items.iter().enumerate() {
+            let ip: IpAddr = s
+                .parse()
+                .map_err(|_| format!("{key}[{i}]: {s:?} is not an IP address"))?;
+            if c.dns.contains(&ip) {
+                return Err(format!("{key}[{i}]: {ip} is listed twice"));
+            }
+            c.dns.push(ip);
+        }
+    }
+    if let Some(v) = get("container", "boot_timeout") {
+        let key = "container.boot_timeout";
+        let n = v
+            .as_integer()
+            .ok_or_else(|| format!("{key}: expected an integer, found {}", an(v)))?;
+        c.boot_timeout = u64::try_from(n)
+            .ok()
+            .filter(|n| BOOT_TIMEOUT.contains(n))
+            .ok_or_else(|| {
+                format!(
+                    "{key}: {n} is out of range {}..={}",
+                    BOOT_TIMEOUT.start(),
+                    BOOT_TIMEOUT.end()
+                )
+            })?;
+    }
+    for (name, field) in [("mask", &mut c.mask), ("unmask", &mut c.unmask)] {
+        let key = format!("container.{name}");
+        if let Some(v) = get("container", name) {
+            for (i, s) in strings(&key, v)?.into_iter().enumerate() {
+                if let Some(why) = unit_name_problem(s) {
+                    return Err(format!("{key}[{i}]: {s:?} {why}"));
+                }
+                field.push(s.to_owned());
+            }
+        }
+    }
+    if let Some((i, u)) = c
+        .unmask
+        .iter()
+        .enumerate()
+        .find(|(_, u)| c.mask.contains(u))
+    {
+        return Err(format!(
+            "container.unmask[{i}]: {u:?} is in container.mask too"
+        ));
+    }
+    if let Some(v) = get("session", "pass_env") {
+        let key = "session.pass_env";
+        for (i, s) in strings(key, v)?.into_iter().enumerate() {
+            if !is_env_name(s) {
+                return Err(format!(
+                    "{key}[{i}]: {s:?} is not an environment variable name \
+                     (letters, digits and _, not starting with a digit)"
+                ));
+            }
+            c.pass_env.push(s.to_owned());
+        }
+    }
+    if let Some(v) = get("session", "fallback_shell") {
+        c.fallback_shell = boolean("session.fallback_shell", v)?;
+    }
+    if let Some(v) = get("hook", "rehook") {
+        c.rehook = boolean("hook.rehook", v)?;
+    }
+    Ok(c)
+}
+
+/// "a string", "an integer", ... for messages.
+fn an(v: &toml::Value) -> String {
+    let t = v.type_str();
+    let article = if t.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {t}")
+}
+
+fn strings<'a>(key: &str, v: &'a toml::Value) -> Result<Vec<&'a str>, String> {
+    let items = v
+        .as_array()
+        .ok_or_else(|| format!("{key}: expected an array of strings, found {}", an(v)))?;
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            item.as_str()
+                .ok_or_else(|| format!("{key}[{i}]: expected a string, found {}", an(item)))
+        })
+        .collect()
+}
+
+fn boolean(key: &str, v: &toml::Value) -> Result<bool, String> {
+    v.as_bool()
+        .ok_or_else(|| format!("{key}: expected true or false, found {}", an(v)))
+}
+
+/// Why `name` is not a unit name systemd accepts (`foo.service`, `foo@.service`,
+/// `foo@bar.service`), or `None` when it is one.
+fn unit_name_problem(name: &str) -> Option<String> {
+    let Some(suffix) = UNIT_SUFFIXES.iter().find(|s| name.ends_with(*s)) else {
+        return Some(format!(
+            "is not a unit name: it must end in one of {}",
+            UNIT_SUFFIXES.join(" ")
+        ));
+    };
+    let stem = &name[..name.len() - suffix.len()];
+    let valid_char = |c: char| c.is_ascii_alphanumeric() || ":-_.\\".contains(c);
+    let (prefix, instance) = match stem.split_once('@') {
+        Some((p, i)) => (p, Some(i)),
+        None => (stem, None),
+    };
+    if name.len() > UNIT_NAME_MAX {
+        Some(format!("is longer than {UNIT_NAME_MAX} bytes"))
+    } else if prefix.is_empty() {
+        Some("is not a unit name: nothing before the suffix or @".into())
+    } else if !prefix.chars().all(valid_char) || !instance.unwrap_or("").chars().all(valid_char) {
+        Some("is not a unit name: only letters, digits and :-_.\\ (and one @) may be used".into())
+    } else {
+        None
+    }
+}
+
+fn is_env_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+const RENDER_HEADER: &str = "\
+# /etc/distrod.toml: settings of distrod, which runs this distro's own systemd in a
+# container under WSL. Written by distrod enable; edit it freely. A missing table or key
+# means its default; a key distrod does not know is an error. Every key is explained in
+# /opt/distrod/share/distrod.toml.example.
+";
+
+/// A complete, commented /etc/distrod.toml for `c`.
+pub fn render(c: &Config) -> String {
+    document(c, RENDER_HEADER, false)
+}
+
+/// The documented file: each key with what it means and its default, set to `c`'s value
+/// (or commented out, for the example).
+fn document(c: &Config, header: &str, commented: bool) -> String {
+    let d = Config::default();
+    let mut out = String::from(header);
+    let key = |out: &mut String, help: &str, name: &str, value: String, default: String| {
+        out.push('\n');
+        for line in help.lines() {
+            let _ = writeln!(out, "# {line}");
+        }
+        // The example shows the default as the commented-out key itself.
+        if !commented {
+            let _ = writeln!(out, "# Default: {default}");
+        }
+        let _ = writeln!(out, "{}{name} = {value}", if commented { "# " } else { "" });
+    };
+    out.push_str("\n[container]\n");
+    key(
+        &mut out,
+        "DNS servers for the container's /etc/resolv.conf, at most 3 (IPv4 or IPv6).\n\
+         Empty: the container keeps the resolv.conf WSL generates.",
+        "dns",
+        list(c.dns.iter().map(|ip| ip.to_string())),
+        list(d.dns.iter().map(|ip| ip.to_string())),
+    );
+    key(
+        &mut out,
+        "Seconds a new session waits for systemd to finish booting (1 to 600).",
+        "boot_timeout",
+        c.boot_timeout.to_string(),
+        d.boot_timeout.to_string(),
+    );
+    key(
+        &mut out,
+        "More systemd units to mask while the container runs, such as \"foo.service\"\n\
+         or a template, \"foo@.service\". The distro's own files are not changed.",
+        "mask",
+        list(c.mask.iter().cloned()),
+        list(d.mask.iter().cloned()),
+    );
+    key(
+        &mut out,
+        "Units of distrod's built-in mask list to leave alone. distrod masks the units\n\
+         that stall a boot under WSL or fight WSL over what it manages, such as\n\
+         systemd-networkd.service (WSL configures the network).",
+        "unmask",
+        list(c.unmask.iter().cloned()),
+        list(d.unmask.iter().cloned()),
+    );
+    out.push_str("\n[session]\n");
+    key(
+        &mut out,
+        "More environment variables to pass from the WSL session into the session in the\n\
+         container, by name, besides those distrod always passes.",
+        "pass_env",
+        list(c.pass_env.iter().cloned()),
+        list(d.pass_env.iter().cloned()),
+    );
+    key(
+        &mut out,
+        "When the container cannot start: true runs the shell outside it, with a warning;\n\
+         false fails the login.",
+        "fallback_shell",
+        c.fallback_shell.to_string(),
+        d.fallback_shell.to_string(),
+    );
+    out.push_str("\n[hook]\n");
+    key(
+        &mut out,
+        "While the container runs, hook login accounts again whenever /etc/passwd changes\n\
+         (a new user, a shell changed with chsh), so their sessions enter the container too.",
+        "rehook",
+        c.rehook.to_string(),
+        d.rehook.to_string(),
+    );
+    out
+}
+
+/// A TOML array of strings on one line.
+fn list(items: impl Iterator<Item = String>) -> String {
+    let quoted: Vec<String> = items.map(|s| quote(&s)).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+/// A TOML basic string.
+fn quote(s: &str) -> String {
+    let mut q = String::with_capacity(s.len() + 2);
+    q.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => q.push_str("\\\""),
+            '\\' => q.push_str("\\\\"),
+            '\n' => q.push_str("\\n"),
+            '\t' => q.push_str("\\t"),
+            '\r' => q.push_str("\\r"),
+            c if c.is_control() => {
+                let _ = write!(q, "\\u{:04X}", c as u32);
+            }
+            c => q.push(c),
+        }
+    }
+    q.push('"');
+    q
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../distrod-rootfs/opt/distrod/share/distrod.toml.example");
+
+    const EXAMPLE_HEADER: &str = "\
+# Installed by distrod: an example of /etc/distrod.toml, the settings of distrod, which
+# runs this distro's own systemd in a container under WSL.
+#
+# Every key is shown commented out with its default value; a missing file, table or key
+# means the default. To change a setting, copy this file to /etc/distrod.toml and set the
+# key there. A table or key distrod does not know is an error, so a typo never goes
+# unnoticed. [container] settings take effect the next time the container starts.
+";
+
+    fn err(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults() {
+        let d = Config::default();
+        assert_eq!(parse("").unwrap(), d);
+        assert_eq!(
+            parse("# nothing\n\n[container]\n[session]\n[hook]\n").unwrap(),
+            d
+        );
+        assert!(d.dns.is_empty() && d.mask.is_empty() && d.unmask.is_empty());
+        assert!(d.pass_env.is_empty());
+        assert_eq!(d.boot_timeout, 30);
+        assert!(d.fallback_shell && d.rehook);
+    }
+
+    #[test]
+    fn every_key() {
+        let c = parse(
+            "[container]\n\
+             dns = [\"1.1.1.1\", \"2606:4700:4700::1111\"]\n\
+             boot_timeout = 600\n\
+             mask = [\"foo.service\", \"getty@.service\", \"serial-getty@ttyS0.service\", \"x-y_z:a\\\\b.mount\"]\n\
+             unmask = [\"systemd-networkd.service\"]\n\
+             [session]\n\
+             pass_env = [\"SSH_AUTH_SOCK\", \"_x1\"]\n\
+             fallback_shell = false\n\
+             [hook]\n\
+             rehook = false\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c,
+            Config {
+                dns: vec![
+                    "1.1.1.1".parse().unwrap(),
+                    "2606:4700:4700::1111".parse().unwrap()
+                ],
+                boot_timeout: 600,
+                mask: vec![
+                    "foo.service".into(),
+                    "getty@.service".into(),
+                    "serial-getty@ttyS0.service".into(),
+                    "x-y_z:a\\b.mount".into()
+                ],
+                unmask: vec!["systemd-networkd.service".into()],
+                pass_env: vec!["SSH_AUTH_SOCK".into(), "_x1".into()],
+                fallback_shell: false,
+                rehook: false,
+            }
+        );
+        assert_eq!(
+            parse("[container]\nboot_timeout = 1\n")
+                .unwrap()
+                .boot_timeout,
+            1
+        );
+        for suffix in UNIT_SUFFIXES {
+            let text = format!("[container]\nmask = [\"a{suffix}\"]\n");
+            assert_eq!(parse(&text).unwrap().mask, [format!("a{suffix}")]);
+        }
+    }
+
+    #[test]
+    fn invalid_values() {
+        assert_eq!(
+            err("[container]\ndns = [\"1.1.1.1\", \"1.1.1\"]\n"),
+            "/etc/distrod.toml: container.dns[1]: \"1.1.1\" is not an IP address"
+        );
+        assert_eq!(
+            err("[container]\ndns = [\"1.1.1.1\", \"8.8.8.8\", \"9.9.9.9\", \"::1\"]\n"),
+            "/etc/distrod.toml: container.dns: 4 servers, but resolv.conf uses at most 3"
+        );
+        assert_eq!(
+            err("[container]\ndns = [\"1.1.1.1\", \"1.1.1.1\"]\n"),
+            "/etc/distrod.toml: container.dns[1]: 1.1.1.1 is listed twice"
+        );
+        assert_eq!(
+            err("[container]\nboot_timeout = 0\n"),
+            "/etc/distrod.toml: container.boot_timeout: 0 is out of range 1..=600"
+        );
+        assert_eq!(
+            err("[container]\nboot_timeout = 601\n"),
+            "/etc/distrod.toml: container.boot_timeout: 601 is out of range 1..=600"
+        );
+        assert_eq!(
+            err("[container]\nboot_timeout = -5\n"),
+            "/etc/distrod.toml: container.boot_timeout: -5 is out of range 1..=600"
+        );
+        for bad in [
+            "foo",
+            "foo.conf",
+            ".service",
+            "@x.service",
+            "a b.service",
+            "../x.service",
+            "a/b.service",
+            "a@b@c.service",
+            "é.service",
+        ] {
+            let e = err(&format!(
+                "[container]\nmask = [\"ok.target\", {}]\n",
+                quote(bad)
+            ));
+            assert!(
+                e.starts_with(&format!("/etc/distrod.toml: container.mask[1]: {bad:?} is")),
+                "{bad}: {e}"
+            );
+            let e = err(&format!("[container]\nunmask = [{}]\n", quote(bad)));
+            assert!(e.contains("container.unmask[0]: "), "{e}");
+        }
+        assert!(
+            err(&format!(
+                "[container]\nmask = [\"{}.service\"]\n",
+                "a".repeat(250)
+            ))
+            .ends_with("is longer than 255 bytes")
+        );
+        assert_eq!(
+            err("[container]\nmask = [\"a.service\"]\nunmask = [\"a.service\"]\n"),
+            "/etc/distrod.toml: container.unmask[0]: \"a.service\" is in container.mask too"
+        );
+        for bad in ["1FOO", "", "A-B", "A B", "É"] {
+            let e = err(&format!("[session]\npass_env = [\"X\", {}]\n", quote(bad)));
+            assert_eq!(
+                e,
+                format!(
+                    "/etc/distrod.toml: session.pass_env[1]: {bad:?} is not an environment \
+                     variable name (letters, digits and _, not starting with a digit)"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn wrong_types() {
+        for (text, message) in [
+            (
+                "[container]\ndns = \"1.1.1.1\"\n",
+                "container.dns: expected an array of strings, found a string",
+            ),
+            (
+                "[container]\ndns = [1]\n",
+                "container.dns[0]: expected a string, found an integer",
+            ),
+            (
+                "[container]\nboot_timeout = \"30\"\n",
+                "container.boot_timeout: expected an integer, found a string",
+            ),
+            (
+                "[container]\nboot_timeout = 2.5\n",
+                "container.boot_timeout: expected an integer, found a float",
+            ),
+            (
+                "[container]\nmask = [[\"a.service\"]]\n",
+                "container.mask[0]: expected a string, found an array",
+            ),
+            (
+                "[session]\nfallback_shell = \"yes\"\n",
+                "session.fallback_shell: expected true or false, found a string",
+            ),
+            (
+                "[hook]\nrehook = 1\n",
+                "hook.rehook: expected true or false, found an integer",
+            ),
+            (
+                "container = 1\n",
+                "container: expected a table, found an integer",
+            ),
+        ] {
+            assert_eq!(err(text), format!("/etc/distrod.toml: {message}"), "{text}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys() {
+        assert_eq!(
+            err("[container]\ndnss = []\n"),
+            "/etc/distrod.toml: unknown key container.dnss (known: dns, boot_timeout, mask, unmask)"
+        );
+        assert_eq!(
+            err("[session]\nfallback = true\n"),
+            "/etc/distrod.toml: unknown key session.fallback (known: pass_env, fallback_shell)"
+        );
+        assert_eq!(
+            err("[network]\ndns = []\n"),
+            "/etc/distrod.toml: unknown key network (known: container, session, hook)"
+        );
+        assert_eq!(
+            err("dns = []\n"),
+            "/etc/distrod.toml: unknown key dns (known: container, session, hook)"
+        );
+        assert_eq!(
+            err("[container.sub]\n"),
+            "/etc/distrod.toml: unknown key container.sub (known: dns, boot_timeout, mask, unmask)"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line() {
+        for (text, line) in [
+            ("[container]\nboot_timeout = \n", "line 2"),
+            ("[container]\n\n\ndns = [\"1.1.1.1\"\n", "line 4"),
+            (
+                "[container]\nboot_timeout = 5\nboot_timeout = 6\n",
+                "line 3",
+            ),
+            ("[container\n", "line 1"),
+        ] {
+            let e = err(text);
+            assert!(
+                e.starts_with(&format!("/etc/distrod.toml: {line}, column ")),
+                "{e}"
+            );
+            assert!(!e.contains('\n'), "{e}");
+        }
+    }
+
+    #[test]
+    fn files() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("distrod.toml");
+        assert_eq!(load_from(&missing).unwrap(), Config::default());
+
+        std::fs::write(&missing, "[hook]\nrehook = false\n").unwrap();
+        assert!(!load_from(&missing).unwrap().rehook);
+
+        std::fs::write(&missing, "[hook]\nrehook = 2\n").unwrap();
+        let e = load_from(&missing).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}: hook.rehook: expected true or false, found an integer",
+                missing.display()
+            )
+        );
+
+        std::fs::write(&missing, b"# \xff\n").unwrap();
+        assert!(
+            load_from(&missing)
+                .unwrap_err()
+                .to_string()
+                .ends_with("is not UTF-8 text, as TOML must be")
+        );
+
+        // A directory is not readable as a file: an error, not the defaults.
+        let e = load_from(dir.path()).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!("{}: cannot read it: ", dir.path().display())),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn render_round_trips() {
+        let custom = Config {
+            dns: vec!["9.9.9.9".parse().unwrap(), "::1".parse().unwrap()],
+            boot_timeout: 90,
+            mask: vec!["a@.service".into(), "b.timer".into()],
+            unmask: vec!["systemd-resolved.service".into()],
+            pass_env: vec!["SSH_AUTH_SOCK".into()],
+            fallback_shell: false,
+            rehook: false,
+        };
+        for c in [Config::default(), custom] {
+            let text = render(&c);
+            assert_eq!(parse(&text).unwrap(), c, "{text}");
+            assert!(text.starts_with(RENDER_HEADER));
+        }
+        // Strings that need escaping survive too (as TOML; validation is parse's job).
+        assert_eq!(quote("a\"b\\c\u{1}"), "\"a\\\"b\\\\c\\u0001\"");
+        let t: toml::Table = format!("k = {}", quote("a\"b\\c\u{1}\n")).parse().unwrap();
+        assert_eq!(t["k"].as_str(), Some("a\"b\\c\u{1}\n"));
+    }
+
+    #[test]
+    fn the_example_documents_the_defaults() {
+        assert_eq!(parse(EXAMPLE).unwrap(), Config::default());
+        assert_eq!(EXAMPLE, document(&Config::default(), EXAMPLE_HEADER, true));
+        for (table, keys) in SCHEMA {
+            assert!(EXAMPLE.contains(&format!("\n[{table}]\n")));
+            for key in keys {
+                assert!(EXAMPLE.contains(&format!("\n# {key} = ")), "{key}");
+            }
+        }
+    }
+}

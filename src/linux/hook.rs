@@ -1,0 +1,269 @@
+//! The login-shell hook: how a WSL session lands in the container.
+//!
+//! `wsl -d DISTRO` runs the user's login shell from /etc/passwd. `distrod enable` points
+//! the shells of login accounts ([`accounts`]) at aliases, symlinks
+//! `/opt/distrod/alias/<real shell> -> /opt/distrod/bin/distrod`. Run through one, distrod
+//! finds the real shell in the path it was executed by (`AT_EXECFN`), starts the container
+//! if needed and runs that shell inside it as the session's user, with the session's
+//! directory, environment and interop socket ([`enter`], [`interop`]); the shell keeps its
+//! arguments (`-c CMD` for `wsl -- CMD`) and its `argv[0]` (`-bash` for a login shell).
+//!
+//! - Inside the container (`su - user`, `sudo -i`, a service running a login shell) the
+//!   hook simply execs the real shell.
+//! - `wsl -e CMD` runs CMD without a shell: the escape hatch, always outside.
+//! - If the container cannot start, the session gets its plain shell outside after one
+//!   warning line (`session.fallback_shell` in /etc/distrod.toml).
+//!
+//! Privileges: WSL starts the shell as the user, and entering the container's namespaces
+//! takes root, so the installed binary is setuid root. Every run that is not the hook
+//! gives that up before anything else ([`drop_setuid`]). The hook works for the real
+//! user only: it launches the default container (configured by root's
+//! /etc/distrod.toml, nothing the caller passes), and everything it runs for the caller
+//! runs with the caller's ids (the shell, the working directory, the interop socket
+//! lookup).
+
+use std::ffi::{CStr, CString};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use nix::unistd::{Gid, Uid};
+
+use super::interop::{self, Caller};
+use super::launch::{self, Options, Outcome, Tuning};
+use super::{Context, Error, Result, accounts, enter, stop};
+use crate::config::Config;
+use crate::ui::Ui;
+
+/// The real shell when this process was executed through an alias, else None.
+pub fn invoked_as_shell() -> Option<String> {
+    // SAFETY: getauxval(3) has no preconditions; AT_EXECFN is a NUL-terminated string
+    // the kernel put on our stack (or 0).
+    let p = unsafe { libc::getauxval(libc::AT_EXECFN) } as *const libc::c_char;
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: see above.
+    let path = unsafe { CStr::from_ptr(p) }.to_str().ok()?;
+    accounts::real_of(path)
+}
+
+/// A setuid-root install makes every user's `distrod` start as root; anything but the
+/// hook becomes the caller again at once (and aborts if it cannot).
+pub fn drop_setuid() {
+    let (ruid, euid) = (nix::unistd::getuid(), nix::unistd::geteuid());
+    let (rgid, egid) = (nix::unistd::getgid(), nix::unistd::getegid());
+    if ruid == euid && rgid == egid {
+        return;
+    }
+    if nix::unistd::setresgid(rgid, rgid, rgid).is_err()
+        || nix::unistd::setresuid(ruid, ruid, ruid).is_err()
+        || nix::unistd::geteuid() != ruid
+    {
+        eprintln!("distrod: cannot give up the privileges of a setuid start");
+        std::process::exit(126);
+    }
+}
+
+/// Runs as the login shell `shell` (see the module doc). Returns the session's exit code.
+pub fn run(shell: String) -> ExitCode {
+    let argv: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let caller = Caller::current();
+    if super::inside_container() || !nix::unistd::geteuid().is_root() {
+        exec_plain(&shell, &argv, &caller, None);
+    }
+    // Root for the launch (a real root: systemd must not inherit the caller's ids or
+    // groups); the caller's ids come back in everything run for them.
+    if let Err(e) = become_root() {
+        exec_plain(&shell, &argv, &caller, Some(&e.to_string()));
+    }
+    let config = match crate::config::load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("distrod: {e}; using the defaults");
+            Config::default()
+        }
+    };
+    let ui = Ui::new(true);
+    let fallback = |why: String| -> ExitCode {
+        if config.fallback_shell {
+            exec_plain(&shell, &argv, &caller, Some(&why))
+        } else {
+            eprintln!("distrod: {why}");
+            ExitCode::FAILURE
+        }
+    };
+    let opts = Options {
+        rootfs: None,
+        wait: Some(Duration::from_secs(config.boot_timeout)),
+        tuning: Tuning::from_config(&config),
+    };
+    let pid = match launch::launch(&opts) {
+        Ok(Outcome::Started { state, .. } | Outcome::AlreadyRunning(state)) => state.pid,
+        Err(e) => return fallback(format!("cannot start systemd: {}", super::chain(&e))),
+    };
+    let socket = interop::session_socket(&caller);
+    let cmd = enter::Command {
+        argv: argv.clone(),
+        program: Some(shell.clone().into()),
+        user: Some(caller.uid.to_string()),
+        cwd: None,
+        caller_cwd: std::env::current_dir().ok(),
+        caller_env: std::env::vars_os()
+            .map(|(k, v)| (k.to_string_lossy().into(), v.to_string_lossy().into()))
+            .collect(),
+        pass_env: config.pass_env.clone(),
+        capture: false,
+    };
+    match enter::run(pid, &cmd, socket.as_ref(), &ui) {
+        Ok(exit) => ExitCode::from((exit.code & 0xff) as u8),
+        Err(e) => fallback(format!(
+            "cannot enter the systemd container: {}",
+            super::chain(&e)
+        )),
+    }
+}
+
+fn become_root() -> Result<()> {
+    nix::unistd::setgroups(&[]).ctx(|| "setgroups".into())?;
+    let root_g = Gid::from_raw(0);
+    let root_u = Uid::from_raw(0);
+    nix::unistd::setresgid(root_g, root_g, root_g).ctx(|| "setresgid".into())?;
+    nix::unistd::setresuid(root_u, root_u, root_u).ctx(|| "setresuid".into())?;
+    // SAFETY: umask(2) cannot fail.
+    unsafe { libc::umask(0o022) };
+    Ok(())
+}
+
+/// The plain shell, outside the container, as the caller; `why` is said in one line
+/// first. Never returns.
+fn exec_plain(shell: &str, argv: &[String], caller: &Caller, why: Option<&str>) -> ! {
+    if let Some(why) = why {
+        eprintln!("distrod: {why}; this session runs outside the systemd container");
+    }
+    let groups: Vec<Gid> = caller.groups.iter().map(|g| Gid::from_raw(*g)).collect();
+    let (u, g) = (Uid::from_raw(caller.uid), Gid::from_raw(caller.gid));
+    if nix::unistd::geteuid().is_root() {
+        let _ = nix::unistd::setgroups(&groups);
+    }
+    if nix::unistd::setresgid(g, g, g).is_err()
+        || nix::unistd::setresuid(u, u, u).is_err()
+        || nix::unistd::geteuid() != u
+    {
+        eprintln!("distrod: cannot switch back to uid {}", caller.uid);
+        std::process::exit(126);
+    }
+    super::shim::reset_signals();
+    let prog = CString::new(shell).unwrap_or_default();
+    let args: Vec<CString> = argv
+        .iter()
+        .map(|a| CString::new(a.as_str()).unwrap_or_default())
+        .collect();
+    let e = nix::unistd::execv(&prog, &args).unwrap_err();
+    eprintln!("distrod: cannot run {shell}: {}", e.desc());
+    std::process::exit(if e == nix::errno::Errno::ENOENT {
+        127
+    } else {
+        126
+    })
+}
+
+/// Why `enable` must not run here: WSL's own systemd is (or will be) PID 1.
+pub fn native_systemd() -> Option<String> {
+    let fix = "set `systemd=false` under [boot] in /etc/wsl.conf, run `wsl --terminate \
+               <distro>` from Windows, then `distrod enable` again";
+    if let Ok(text) = std::fs::read_to_string("/etc/wsl.conf") {
+        if wsl_conf_systemd(&text) {
+            return Some(format!(
+                "WSL's own systemd is on (`systemd=true` under [boot] in /etc/wsl.conf), and \
+                 only one systemd can run the distro: {fix}"
+            ));
+        }
+    }
+    if !super::inside_container()
+        && std::fs::read_to_string("/proc/1/comm").is_ok_and(|c| c.trim() == "systemd")
+    {
+        return Some(format!(
+            "systemd already runs as PID 1 here (WSL's own systemd support): {fix}"
+        ));
+    }
+    None
+}
+
+/// `[boot] systemd=true` in wsl.conf's ini syntax (case-insensitive keys and values,
+/// optional quotes, `#`/`;` comments).
+pub fn wsl_conf_systemd(text: &str) -> bool {
+    let mut section = String::new();
+    let mut on = false;
+    for line in text.lines() {
+        let l = line.trim();
+        if l.starts_with('#') || l.starts_with(';') {
+            continue;
+        }
+        if let Some(s) = l.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+            section = s.trim().to_ascii_lowercase();
+            continue;
+        }
+        let Some((k, v)) = l.split_once('=') else {
+            continue;
+        };
+        if section == "boot" && k.trim().eq_ignore_ascii_case("systemd") {
+            let v = v.split(['#', ';']).next().unwrap_or("").trim();
+            let v = v.trim_matches('"').trim();
+            on = v.eq_ignore_ascii_case("true");
+        }
+    }
+    on
+}
+
+/// `disable`'s work: the shells back as they were, then the container stopped unless
+/// `keep_running` or this runs inside it (which a stop would end).
+pub fn disable(keep_running: bool, ui: &Ui) -> Result<()> {
+    let restored = accounts::disable(Path::new("/"))?;
+    tracing::debug!(?restored, "accounts restored");
+    if keep_running {
+        return Ok(());
+    }
+    if super::inside_container() {
+        ui.warn(format_args!(
+            "the container keeps running until `distrod stop` from outside it (`wsl -e \
+             /opt/distrod/bin/distrod stop`) or until WSL shuts the distro down"
+        ));
+        return Ok(());
+    }
+    match stop::stop(false, Duration::from_secs(30))? {
+        stop::Outcome::Stopped { pid, .. } => {
+            ui.status(format_args!("stopped the container (systemd pid {pid})"))
+        }
+        stop::Outcome::NotRunning => {}
+    }
+    Ok(())
+}
+
+/// What `uninstall` does first: restore the shells and stop the container.
+pub fn disable_for_uninstall(ui: &Ui) -> Result<()> {
+    if super::inside_container() {
+        return Err(Error::Other(
+            "cannot uninstall from inside the container".into(),
+        ));
+    }
+    disable(false, ui)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wsl_conf_systemd_switch() {
+        assert!(wsl_conf_systemd("[boot]\nsystemd=true\n"));
+        assert!(wsl_conf_systemd("[Boot]\n  SystemD = \"True\"  # on\n"));
+        assert!(!wsl_conf_systemd("[boot]\nsystemd=false\n"));
+        assert!(!wsl_conf_systemd("[user]\nsystemd=true\n"));
+        assert!(!wsl_conf_systemd("[boot]\n# systemd=true\ncommand=x\n"));
+        assert!(!wsl_conf_systemd("[boot]\nsystemd=true\nsystemd=false\n"));
+        assert!(!wsl_conf_systemd(""));
+    }
+}

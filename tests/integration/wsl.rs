@@ -1,0 +1,387 @@
+//! WSL integration end to end: `distrod enable` in a fake WSL distro (support/fakewsl.rs,
+//! inside the test sandbox), sessions opened the way `wsl -d` opens them (a relay that is a
+//! subreaper and serves `/run/WSL/<pid>_interop`, then the user's login shell from
+//! /etc/passwd), and a client that finds its interop socket the way WSL's `/init` does.
+//!
+//! Each test starts with distrod only staged (not installed): `enable` installs it first.
+
+use std::path::PathBuf;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::runtime::prerequisites;
+use crate::support::Output;
+use crate::support::fakewsl::{DistrodAt, FAKEWSL, FakeWsl, LogEntry};
+use crate::support::sandbox::{STAGED_DISTROD, Sandbox};
+
+const INSTALLED: &str = "/opt/distrod/bin/distrod";
+
+fn start(test: &str) -> Option<FakeWsl> {
+    let tree: PathBuf = prerequisites(test)?;
+    Some(FakeWsl::start(&tree, DistrodAt::Staged))
+}
+
+fn enable(sb: &Sandbox) -> Output {
+    let out = sb.run(&[STAGED_DISTROD, "enable"]);
+    out.success();
+    out
+}
+
+/// The shell field of `user` in the sandbox's /etc/passwd.
+fn shell_of(sb: &Sandbox, user: &str) -> String {
+    let passwd = sb.read_file("/etc/passwd").expect("/etc/passwd");
+    passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() == 7 && f[0] == user)
+        .map(|f| f[6].to_string())
+        .unwrap_or_else(|| panic!("no {user} in /etc/passwd:\n{passwd}"))
+}
+
+fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `key=value` from a line of a session's output.
+fn field(out: &Output, key: &str) -> String {
+    let prefix = format!("{key}=");
+    out.stdout
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {key}= in the output\n{out}"))
+        .to_string()
+}
+
+/// The sandbox's own mount points (the distro's namespace, outside the container), with
+/// their file system types.
+fn outer_mounts(sb: &Sandbox) -> Vec<String> {
+    let mut v: Vec<String> = sb
+        .mountinfo()
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let sep = f.iter().position(|x| *x == "-")?;
+            Some(format!("{} {}", f.get(4)?, f.get(sep + 1)?))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn last_entry(wsl: &FakeWsl, args: &str) -> LogEntry {
+    wsl.interop_log()
+        .into_iter()
+        .rev()
+        .find(|e| e.args == args)
+        .unwrap_or_else(|| panic!("no interop request {args:?} in {:?}", wsl.interop_log()))
+}
+
+#[test]
+fn sessions_enter_systemd_with_interop_everywhere() {
+    let Some(wsl) = start("sessions_enter_systemd_with_interop_everywhere") else {
+        return;
+    };
+    let sb = &wsl.sandbox;
+    let passwd0 = sb.read_file("/etc/passwd").unwrap();
+    let shells0 = sb.read_file("/etc/shells").unwrap();
+    let mounts0 = outer_mounts(sb);
+
+    let out = enable(sb);
+    assert!(
+        out.stderr
+            .contains("distrod: sessions enter systemd, then run /bin/bash"),
+        "enable says what it hooked\n{out}"
+    );
+    assert_eq!(shell_of(sb, "distrod"), "/opt/distrod/alias/bin/bash");
+    assert_eq!(shell_of(sb, "root"), "/opt/distrod/alias/bin/bash");
+    assert_eq!(
+        shell_of(sb, "daemon"),
+        "/usr/sbin/nologin",
+        "system accounts stay"
+    );
+    let bin = std::fs::metadata(sb.path(INSTALLED)).expect("enable installed distrod");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(bin.permissions().mode() & 0o7777, 0o4755);
+
+    // A session's shell runs in the container, as the user, with a logind session and the
+    // session's environment.
+    let out = wsl.session(
+        "distrod",
+        "echo pid1=$(cat /proc/1/comm) user=$(id -un) shell=$0 interop=$WSL_INTEROP \
+         rt=$XDG_RUNTIME_DIR distro=$WSL_DISTRO_NAME wt=${WT_SESSION:+set} \
+         win=$(echo $PATH | tr : '\\n' | grep -c '^/mnt/c/'); \
+         systemctl --user is-system-running --wait >/dev/null; echo user-manager=$?",
+    );
+    out.success();
+    assert_eq!(field(&out, "pid1"), "systemd", "{out}");
+    assert_eq!(field(&out, "user"), "distrod");
+    assert_eq!(
+        field(&out, "shell"),
+        "-bash",
+        "a login shell, as WSL starts it"
+    );
+    let interop = field(&out, "interop");
+    assert!(
+        interop.starts_with("/run/WSL/") && interop.ends_with("_interop"),
+        "{out}"
+    );
+    assert_eq!(field(&out, "rt"), "/run/user/1000");
+    assert_eq!(field(&out, "distro"), "FakeWSL");
+    assert_eq!(field(&out, "wt"), "set");
+    assert_eq!(field(&out, "win"), "2", "the Windows part of PATH\n{out}");
+    assert_eq!(
+        field(&out, "user-manager"),
+        "0",
+        "systemctl --user works\n{out}"
+    );
+
+    // Interop from the shell, through WSL_INTEROP and through the parent walk, and from
+    // sudo -i (environment cleared: the walk finds the session's subreaper).
+    let out = wsl.session("distrod", &format!("{FAKEWSL} client from-shell"));
+    out.success();
+    assert_eq!(last_entry(&wsl, "from-shell").uid, 1000);
+    let out = wsl.session(
+        "distrod",
+        &format!("env -u WSL_INTEROP {FAKEWSL} client from-walk"),
+    );
+    out.success();
+    assert!(out.stdout.contains("via /run/WSL/"), "{out}");
+    let out = wsl.session(
+        "distrod",
+        &format!("sudo -i {FAKEWSL} client from-sudo; echo pid1=$(sudo cat /proc/1/comm)"),
+    );
+    out.success();
+    assert_eq!(last_entry(&wsl, "from-sudo").uid, 0);
+    assert_eq!(
+        field(&out, "pid1"),
+        "systemd",
+        "sudo -i stays inside\n{out}"
+    );
+
+    // Two sessions side by side; the outer mount table does not change.
+    let s1 = wsl.spawn_session(
+        "distrod",
+        "echo $WSL_INTEROP > /tmp/s1-interop; \
+         while [ ! -e /tmp/s1-end ]; do sleep 0.05; done",
+    );
+    let s2 = wsl.spawn_session(
+        "root",
+        "echo $WSL_INTEROP > /tmp/s2-interop; \
+         while [ ! -e /tmp/s2-end ]; do sleep 0.05; done",
+    );
+    wait_for(
+        "both sessions to be inside",
+        Duration::from_secs(20),
+        || sb.read_file("/tmp/s1-interop").is_some() && sb.read_file("/tmp/s2-interop").is_some(),
+    );
+    assert_eq!(outer_mounts(sb), mounts0, "the outer mount table changed");
+
+    // A systemd service reaches Windows through /run/WSL/1_interop.
+    let service = |tag: &str| {
+        wsl.session(
+            "root",
+            &format!("systemd-run --quiet --wait --pipe --collect {FAKEWSL} client {tag}"),
+        )
+    };
+    service("from-service").success();
+    assert_eq!(last_entry(&wsl, "from-service").uid, 0);
+
+    // Another user can neither use the first user's socket nor walk into it.
+    wsl.useradd("other");
+    enable(sb);
+    assert_eq!(shell_of(sb, "other"), "/opt/distrod/alias/bin/bash");
+    let s1_interop = sb.read_file("/tmp/s1-interop").unwrap().trim().to_string();
+    let out = wsl.session(
+        "other",
+        &format!(
+            "{FAKEWSL} client mine; cat {s1_interop}; echo cat=$?; \
+             ls -l {s1_interop}; WSL_INTEROP={s1_interop} {FAKEWSL} client steal"
+        ),
+    );
+    out.success();
+    assert!(
+        out.stderr.contains("Permission denied") && field(&out, "cat") != "0",
+        "another user's session socket must be out of reach\n{out}"
+    );
+    let mine = last_entry(&wsl, "mine");
+    assert_eq!(mine.uid, 1001);
+    let steal = last_entry(&wsl, "steal");
+    assert_ne!(
+        steal.relay,
+        s1.relay_pid(),
+        "the request reached s1's relay\n{out}"
+    );
+    assert_eq!(
+        steal.relay, mine.relay,
+        "it fell back to other's own session"
+    );
+
+    // The first session ends: services still get through (1_interop moved to a live one).
+    sb.write_file("/tmp/s1-end", "");
+    let out = s1.wait();
+    assert_eq!(out.code(), Some(0), "{out}");
+    service("after-first-ended").success();
+    assert_eq!(
+        last_entry(&wsl, "after-first-ended").relay,
+        s2.relay_pid(),
+        "1_interop follows the session that is still open"
+    );
+    sb.write_file("/tmp/s2-end", "");
+    s2.wait();
+    assert_eq!(outer_mounts(sb), mounts0, "the outer mount table changed");
+
+    // disable: passwd and shells byte for byte, the container stopped, sessions outside.
+    let out = sb.run(&[INSTALLED, "disable"]);
+    out.success();
+    let passwd = sb.read_file("/etc/passwd").unwrap();
+    let other_line = passwd
+        .lines()
+        .find(|l| l.starts_with("other:"))
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        passwd.replace(&format!("{other_line}\n"), ""),
+        passwd0,
+        "disable must restore /etc/passwd (apart from the added user)"
+    );
+    assert!(other_line.ends_with(":/bin/bash"), "{other_line}");
+    assert_eq!(sb.read_file("/etc/shells").unwrap(), shells0);
+    assert_eq!(sb.run(&[INSTALLED, "status"]).code(), Some(3));
+    let out = wsl.session("distrod", "echo pid1=$(cat /proc/1/comm)");
+    out.success();
+    assert_ne!(field(&out, "pid1"), "systemd", "{out}");
+}
+
+#[test]
+fn enable_refuses_wsl_systemd_and_follows_chsh() {
+    let Some(wsl) = start("enable_refuses_wsl_systemd_and_follows_chsh") else {
+        return;
+    };
+    let sb = &wsl.sandbox;
+    let passwd0 = sb.read_file("/etc/passwd").unwrap();
+    let shells0 = sb.read_file("/etc/shells").unwrap();
+
+    sb.write_file("/etc/wsl.conf", "[boot]\nsystemd = true\n");
+    let out = sb.run(&[STAGED_DISTROD, "enable"]);
+    out.failure()
+        .error_mentions(&["systemd=true", "/etc/wsl.conf", "systemd=false"]);
+    assert_eq!(sb.read_file("/etc/passwd").unwrap(), passwd0);
+    assert!(!sb.path("/opt/distrod").exists(), "nothing installed");
+    std::fs::remove_file(sb.path("/etc/wsl.conf")).unwrap();
+
+    // A bad configuration is refused with the key, before anything changes.
+    sb.write_file("/etc/distrod.toml", "[container]\ndns = [\"1.1.1\"]\n");
+    let out = sb.run(&[STAGED_DISTROD, "enable"]);
+    out.failure().error_mentions(&["container.dns", "1.1.1"]);
+    assert_eq!(sb.read_file("/etc/passwd").unwrap(), passwd0);
+    std::fs::remove_file(sb.path("/etc/distrod.toml")).unwrap();
+
+    // The container runs: chsh is followed by the container's re-hook.
+    enable(sb);
+    wsl.session("distrod", "true").success();
+    sb.run(&["chsh", "-s", "/bin/sh", "distrod"]).success();
+    wait_for("the re-hook after chsh", Duration::from_secs(15), || {
+        shell_of(sb, "distrod") == "/opt/distrod/alias/bin/sh"
+    });
+    let out = wsl.session("distrod", "echo shell=$0 pid1=$(cat /proc/1/comm)");
+    out.success();
+    assert_eq!(field(&out, "shell"), "-sh");
+    assert_eq!(field(&out, "pid1"), "systemd");
+
+    // Stopped: `enable` again re-hooks by hand.
+    sb.run(&[INSTALLED, "stop"]).success();
+    sb.run(&["chsh", "-s", "/bin/bash", "distrod"]).success();
+    assert_eq!(shell_of(sb, "distrod"), "/bin/bash");
+    sb.run(&[INSTALLED, "enable"]).success();
+    assert_eq!(shell_of(sb, "distrod"), "/opt/distrod/alias/bin/bash");
+
+    // disable keeps the shell chosen last and restores the files byte for byte.
+    sb.run(&[INSTALLED, "disable"]).success();
+    assert_eq!(sb.read_file("/etc/passwd").unwrap(), passwd0);
+    assert_eq!(sb.read_file("/etc/shells").unwrap(), shells0);
+    assert!(!sb.path("/opt/distrod/alias").exists());
+}
+
+#[test]
+fn runtime_adjustments_dns_wslg_masks_and_fallback() {
+    let Some(wsl) = start("runtime_adjustments_dns_wslg_masks_and_fallback") else {
+        return;
+    };
+    let sb = &wsl.sandbox;
+    // WSL's generated resolv.conf (a symlink into the shared /mnt/wsl).
+    sb.write_file("/mnt/wsl/resolv.conf", "nameserver 172.28.0.1\n");
+    sb.run(&["ln", "-sf", "/mnt/wsl/resolv.conf", "/etc/resolv.conf"])
+        .success();
+    let resolv0 = sb.read_file("/etc/resolv.conf");
+    let out = sb.run(&[STAGED_DISTROD, "enable", "--dns", "192.0.2.53,2001:db8::53"]);
+    out.success();
+    assert!(
+        sb.read_file("/etc/distrod.toml")
+            .unwrap()
+            .contains("192.0.2.53"),
+        "--dns is kept in a new /etc/distrod.toml"
+    );
+    let out = wsl.session(
+        "distrod",
+        "systemctl is-system-running --wait; \
+         echo ns=$(grep -c '^nameserver 192.0.2.53$' /etc/resolv.conf) \
+         x11=$(ls /tmp/.X11-unix) \
+         wayland=$(readlink $XDG_RUNTIME_DIR/wayland-0) \
+         pulse=$(readlink $XDG_RUNTIME_DIR/pulse/native) \
+         networkd=$(systemctl show -p LoadState --value systemd-networkd.service) \
+         getty=$(systemctl show -p LoadState --value serial-getty@ttyS0.service) \
+         svc_interop=$(systemctl show-environment | grep -c '^WSL_INTEROP=/run/WSL/1_interop$') \
+         svc_distro=$(systemctl show-environment | sed -n 's/^WSL_DISTRO_NAME=//p') \
+         manager=$(cat /run/host/container-manager)",
+    );
+    out.success();
+    assert!(
+        out.stdout.starts_with("running"),
+        "no failed units with distrod's masks\n{out}"
+    );
+    assert_eq!(field(&out, "ns"), "1", "{out}");
+    assert_eq!(
+        field(&out, "x11"),
+        "X0",
+        "WSLg's X11 sockets at /tmp/.X11-unix\n{out}"
+    );
+    assert_eq!(field(&out, "wayland"), "/mnt/wslg/runtime-dir/wayland-0");
+    assert_eq!(field(&out, "pulse"), "/mnt/wslg/PulseServer");
+    assert_eq!(field(&out, "networkd"), "masked");
+    assert_eq!(field(&out, "getty"), "masked");
+    assert_eq!(field(&out, "svc_interop"), "1");
+    assert_eq!(field(&out, "svc_distro"), "FakeWSL");
+    assert_eq!(field(&out, "manager"), "distrod");
+    // Only the container sees the resolvers; the distro's files are untouched.
+    assert_eq!(sb.read_file("/etc/resolv.conf"), resolv0);
+    assert!(
+        !sb.path("/etc/systemd/system/systemd-networkd.service")
+            .exists()
+    );
+    sb.run(&[INSTALLED, "stop"]).success();
+
+    // systemd cannot start: the session still gets its shell, outside, with one warning.
+    sb.run(&[
+        "mv",
+        "/usr/lib/systemd/systemd",
+        "/usr/lib/systemd/systemd.off",
+    ])
+    .success();
+    let out = wsl.session("distrod", "echo pid1=$(cat /proc/1/comm)");
+    out.success();
+    assert_ne!(field(&out, "pid1"), "systemd");
+    let warnings: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("distrod:"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{out}");
+    assert!(
+        warnings[0].contains("outside the systemd container"),
+        "{out}"
+    );
+}
