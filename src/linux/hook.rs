@@ -71,8 +71,15 @@ pub fn run(shell: String) -> ExitCode {
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     let caller = Caller::current();
-    if super::inside_container() || !nix::unistd::geteuid().is_root() {
+    if super::inside_container() {
         exec_plain(&shell, &argv, &caller, None);
+    }
+    if !nix::unistd::geteuid().is_root() {
+        let why = format!(
+            "{} is not setuid root (`sudo distrod install` makes it so)",
+            super::INSTALLED_BINARY
+        );
+        exec_plain(&shell, &argv, &caller, Some(&why));
     }
     // Root for the launch (a real root: systemd must not inherit the caller's ids or
     // groups); the caller's ids come back in everything run for them.

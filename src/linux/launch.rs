@@ -55,6 +55,18 @@ const SERVICE_ENV: [&str; 5] = [
     "PULSE_SERVER",
 ];
 
+/// Whoever starts the container (any user, through the login hook) sets these variables
+/// for root's services: only plain values are taken (a distro name, `:0`, `wayland-0`,
+/// `unix:/mnt/wslg/PulseServer`, `WSLENV`'s `NAME/flags:...`), no URLs or other hosts.
+fn plain_value(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= 256
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-:/ ".contains(&b))
+        && !v.contains("//")
+        && !v.starts_with("tcp")
+}
+
 impl Tuning {
     pub fn from_config(config: &crate::config::Config) -> Tuning {
         Tuning {
@@ -63,7 +75,7 @@ impl Tuning {
             unmask: config.unmask.clone(),
             rehook: config.rehook,
             session_env: std::env::vars()
-                .filter(|(k, _)| SERVICE_ENV.contains(&k.as_str()))
+                .filter(|(k, v)| SERVICE_ENV.contains(&k.as_str()) && plain_value(v))
                 .collect(),
         }
     }
@@ -373,6 +385,22 @@ fn wait_ready(sock: &UnixDatagram, st: &State, timeout: Duration) -> Result<()> 
 #[cfg(test)]
 mod tests {
     use std::path::Path;
+
+    #[test]
+    fn only_plain_session_values_reach_services() {
+        for ok in [
+            ":0",
+            "wayland-0",
+            "unix:/mnt/wslg/PulseServer",
+            "Ubuntu-24.04",
+            "WT_SESSION:WT_PROFILE_ID/u",
+        ] {
+            assert!(super::plain_value(ok), "{ok}");
+        }
+        for bad in ["", "tcp:10.0.0.1", "unix://x", "a\nb", "$(x)", "a;b"] {
+            assert!(!super::plain_value(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn resolv_conf_symlinks_are_followed_inside_the_root() {
