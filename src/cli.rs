@@ -65,6 +65,10 @@ pub enum Command {
     /// Disable, then remove everything `install` put into the distro (root).
     #[cfg(target_os = "linux")]
     Uninstall(UninstallArgs),
+    /// Create the user WSL logs in as (password, sudo rights), then enable (root; the
+    /// first-boot step of the Windows installer and of `.wsl` packages).
+    #[cfg(target_os = "linux")]
+    Firstboot(FirstbootArgs),
 }
 
 #[cfg(target_os = "linux")]
@@ -181,6 +185,33 @@ pub struct UpdateArgs {
 #[cfg(target_os = "linux")]
 #[derive(Debug, Args)]
 pub struct UninstallArgs {}
+
+#[cfg(target_os = "linux")]
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Without --user (or without --password-stdin) it asks on the \
+    terminal; with no terminal it says which flag is missing.\n\n\
+    Examples:\n  \
+    sudo distrod firstboot                                   asks for the name and password\n  \
+    printf '%s\\n' \"$PW\" | sudo distrod firstboot --user alice --password-stdin"
+)]
+pub struct FirstbootArgs {
+    /// The user to create, or to update if it exists (asked on a terminal when missing).
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+
+    /// Read the password from the first line of standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+
+    /// Set up the account only; do not run `enable`.
+    #[arg(long)]
+    pub no_enable: bool,
+
+    /// Print the user's uid on standard output (for WSL's default-user setting).
+    #[arg(long)]
+    pub print_uid: bool,
+}
 
 #[derive(Debug, Args)]
 pub struct ServerArgs {

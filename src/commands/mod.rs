@@ -6,6 +6,8 @@ mod create;
 mod enable;
 #[cfg(target_os = "linux")]
 mod exec;
+#[cfg(target_os = "linux")]
+mod firstboot;
 mod images;
 #[cfg(target_os = "linux")]
 mod install;
@@ -49,6 +51,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Update(args) => install::update(&args, &ui),
         #[cfg(target_os = "linux")]
         Command::Uninstall(args) => install::uninstall(&args, &ui),
+        #[cfg(target_os = "linux")]
+        Command::Firstboot(args) => firstboot::run(&args, &ui),
     }
 }
 

@@ -14,6 +14,7 @@ pub mod accounts;
 pub mod cgroup;
 pub mod dbus;
 pub mod enter;
+pub mod firstboot;
 pub mod hook;
 pub mod install;
 pub mod interop;

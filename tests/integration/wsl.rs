@@ -385,3 +385,68 @@ fn runtime_adjustments_dns_wslg_masks_and_fallback() {
         "{out}"
     );
 }
+
+#[test]
+fn firstboot_creates_the_login_user_and_enables() {
+    let Some(wsl) = start("firstboot_creates_the_login_user_and_enables") else {
+        return;
+    };
+    let sb = &wsl.sandbox;
+    let passwd0 = sb.read_file("/etc/passwd").unwrap();
+
+    // No terminal: each missing answer names its flag, and nothing changes.
+    let out = sb.run(&[STAGED_DISTROD, "firstboot"]);
+    out.failure()
+        .error_mentions(&["--user NAME", "--password-stdin"]);
+    let out = sb.run(&[STAGED_DISTROD, "firstboot", "--user", "alice"]);
+    out.failure().error_mentions(&["--password-stdin"]);
+    let out = sb.run(&[STAGED_DISTROD, "firstboot", "--user", "Alice Smith"]);
+    out.failure().error_mentions(&["not a valid user name"]);
+    assert_eq!(sb.read_file("/etc/passwd").unwrap(), passwd0);
+
+    let first = format!(
+        "printf 'open sesame\\n' | {STAGED_DISTROD} firstboot --user alice --password-stdin \
+         --print-uid"
+    );
+    let out = sb.run(&["sh", "-c", &first]);
+    out.success();
+    assert_eq!(out.stdout.trim(), "1001", "the new user's uid\n{out}");
+    assert!(out.stderr.contains("created alice (uid 1001)"), "{out}");
+    assert_eq!(
+        shell_of(sb, "alice"),
+        "/opt/distrod/alias/bin/bash",
+        "enabled"
+    );
+
+    // alice's first session: inside systemd, her password works for sudo.
+    let out = wsl.session(
+        "alice",
+        "echo pid1=$(cat /proc/1/comm) home=$HOME; \
+         echo 'open sesame' | sudo -S -p '' -k id -u; \
+         echo 'wrong' | sudo -S -p '' -k true 2>/dev/null; echo wrong=$?",
+    );
+    out.success();
+    assert_eq!(field(&out, "pid1"), "systemd", "{out}");
+    assert_eq!(field(&out, "home"), "/home/alice");
+    assert!(
+        out.stdout.lines().any(|l| l == "0"),
+        "sudo with her password\n{out}"
+    );
+    assert_ne!(
+        field(&out, "wrong"),
+        "0",
+        "a wrong password is refused\n{out}"
+    );
+
+    // Again (the installer retried): the same user, a new password, still enabled.
+    let again = format!(
+        "printf 'new pass\\n' | {INSTALLED} firstboot --user alice --password-stdin --print-uid"
+    );
+    let out = sb.run(&["sh", "-c", &again]);
+    out.success();
+    assert_eq!(out.stdout.trim(), "1001");
+    assert!(out.stderr.contains("updated alice"), "{out}");
+    let out = wsl.session("alice", "echo 'new pass' | sudo -S -p '' -k id -u");
+    out.success();
+    assert_eq!(out.stdout.trim(), "0", "{out}");
+}

@@ -1,0 +1,127 @@
+//! `distrod firstboot`: the user WSL logs in as, then `enable` (see `linux::firstboot`).
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+
+use crate::cli::{EnableArgs, FirstbootArgs};
+use crate::linux::{self, firstboot};
+use crate::ui::Ui;
+
+pub fn run(args: &FirstbootArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
+    linux::require_root("firstboot")?;
+    let terminal = std::io::stdin().is_terminal();
+    let name = match &args.user {
+        Some(u) => {
+            firstboot::check_name(u).map_err(anyhow::Error::msg)?;
+            u.clone()
+        }
+        None if terminal && !args.password_stdin => ask_name()?,
+        None => bail!("no user name: give --user NAME (and the password with --password-stdin)"),
+    };
+    let password = if args.password_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the password from standard input")?;
+        let pw = line.trim_end_matches(['\n', '\r']).to_string();
+        firstboot::check_password(&pw).map_err(anyhow::Error::msg)?;
+        pw
+    } else if terminal {
+        ask_password(&name)?
+    } else {
+        bail!("no password: give it on the first line of standard input with --password-stdin")
+    };
+    let account = firstboot::set_up(&name, &password)
+        .with_context(|| format!("cannot set up the user {name}"))?;
+    ui.status(format_args!(
+        "{} {} (uid {}){}",
+        if account.created {
+            "created"
+        } else {
+            "updated"
+        },
+        account.name,
+        account.uid,
+        match &account.admin_group {
+            Some(g) => format!(", an administrator through sudo (group {g})"),
+            None => String::new(),
+        }
+    ));
+    if account.admin_group.is_none() {
+        ui.warn(format_args!(
+            "this distro has neither a sudo nor a wheel group: {} has no administrator rights",
+            account.name
+        ));
+    } else if account.sudo_missing {
+        ui.warn(format_args!(
+            "sudo is not installed: install it as root to use {}'s administrator rights",
+            account.name
+        ));
+    }
+    if !args.no_enable {
+        super::enable::enable(
+            &EnableArgs {
+                dns: vec![],
+                accounts_only: false,
+            },
+            ui,
+        )?;
+    }
+    if args.print_uid {
+        println!("{}", account.uid);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ask_name() -> anyhow::Result<String> {
+    eprintln!("Create the user this distro's WSL sessions log in as.");
+    loop {
+        let name = prompt("User name: ", true)?;
+        match firstboot::check_name(&name) {
+            Ok(()) => return Ok(name),
+            Err(e) => eprintln!("{e}"),
+        }
+    }
+}
+
+fn ask_password(name: &str) -> anyhow::Result<String> {
+    loop {
+        let pw = prompt(&format!("Password for {name}: "), false)?;
+        if let Err(e) = firstboot::check_password(&pw) {
+            eprintln!("{e}");
+            continue;
+        }
+        if prompt("Again: ", false)? == pw {
+            return Ok(pw);
+        }
+        eprintln!("the passwords differ; again");
+    }
+}
+
+/// One line from the terminal; without echo for passwords (the terminal's settings are
+/// put back even on error).
+fn prompt(text: &str, echo: bool) -> anyhow::Result<String> {
+    use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
+    eprint!("{text}");
+    std::io::stderr().flush().ok();
+    let stdin = std::io::stdin();
+    let saved = if echo { None } else { tcgetattr(&stdin).ok() };
+    if let Some(t) = &saved {
+        let mut quiet = t.clone();
+        quiet.local_flags.remove(LocalFlags::ECHO);
+        let _ = tcsetattr(&stdin, SetArg::TCSANOW, &quiet);
+    }
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    if let Some(t) = &saved {
+        let _ = tcsetattr(&stdin, SetArg::TCSANOW, t);
+        eprintln!();
+    }
+    if read.context("cannot read from the terminal")? == 0 {
+        bail!("end of input");
+    }
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
