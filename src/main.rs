@@ -14,8 +14,10 @@ mod image;
 mod interrupt;
 #[cfg(target_os = "linux")]
 mod linux;
+mod overlay;
 mod ui;
 mod version;
+mod wsl;
 
 use std::process::ExitCode;
 

@@ -5,6 +5,7 @@
 pub mod catalog;
 pub mod decode;
 pub mod http;
+pub mod repack;
 pub mod source;
 #[cfg(unix)]
 pub mod unpack;

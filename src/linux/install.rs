@@ -35,14 +35,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::{Context, Error, INSTALL_DIR, INSTALLED_BINARY, Result};
+use crate::overlay::OVERLAY;
 use crate::ui::Ui;
-
-/// The files of `distrod-rootfs/`, at their paths inside the distro (relative to `/`).
-/// A unit test checks this list against the directory; README.md is not installed.
-pub const OVERLAY: &[(&str, &[u8])] = &[(
-    "opt/distrod/share/distrod.toml.example",
-    include_bytes!("../../distrod-rootfs/opt/distrod/share/distrod.toml.example"),
-)];
 
 /// Mode of the installed binary: setuid root, see the module documentation.
 const BINARY_MODE: u32 = 0o4755;
@@ -782,44 +776,6 @@ fn run_version(path: &Path) -> Result<String, String> {
 mod tests {
     use super::*;
     use std::io::Cursor;
-
-    /// The overlay list names exactly the files under distrod-rootfs/ (README.md aside),
-    /// with their contents, all under /opt/distrod.
-    #[test]
-    fn overlay_matches_distrod_rootfs() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("distrod-rootfs");
-        let mut on_disk = Vec::new();
-        let mut stack = vec![root.clone()];
-        while let Some(dir) = stack.pop() {
-            for entry in fs::read_dir(&dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    stack.push(path);
-                } else {
-                    let rel = path
-                        .strip_prefix(&root)
-                        .unwrap()
-                        .to_str()
-                        .unwrap()
-                        .to_owned();
-                    if rel != "README.md" {
-                        on_disk.push(rel);
-                    }
-                }
-            }
-        }
-        on_disk.sort();
-        let mut listed: Vec<String> = OVERLAY.iter().map(|(r, _)| r.to_string()).collect();
-        listed.sort();
-        assert_eq!(listed, on_disk, "OVERLAY and distrod-rootfs/ differ");
-        for (rel, contents) in OVERLAY {
-            assert_eq!(fs::read(root.join(rel)).unwrap(), *contents, "{rel}");
-            assert!(
-                overlay_path(rel).is_ok(),
-                "{rel} is not under {INSTALL_DIR}"
-            );
-        }
-    }
 
     #[test]
     fn overlay_paths_stay_under_opt_distrod() {
