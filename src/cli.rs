@@ -38,6 +38,9 @@ pub enum Command {
     Images(ImagesArgs),
     /// Download, verify and unpack an image into a new directory.
     Create(CreateArgs),
+    /// Write a .wsl package: an image with distrod added, set up on first start.
+    #[cfg(target_os = "linux")]
+    Pack(PackArgs),
     /// Start the distro's systemd in a container (root; once: a running one is kept).
     #[cfg(target_os = "linux")]
     Launch(LaunchArgs),
@@ -252,6 +255,37 @@ pub struct ImagesArgs {
     distrod create ubuntu:24.04 --dir ./noble       a release by number or name\n  \
     distrod create --image rootfs.tar.xz --dir ./x  a local .tar.xz/.tar.gz/.tar/.wsl")]
 pub struct CreateArgs {
+    #[command(flatten)]
+    pub source: ImageArgs,
+
+    /// The directory to create; it must not exist or be empty.
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    distrod pack debian --out Debian.wsl                         from the image server\n  \
+    distrod pack --image rootfs.tar.xz --out Mine.wsl --name Mine  from a local tarball\n\n\
+    Install it on Windows with `wsl --install --from-file Debian.wsl`; the first start \
+    asks for the user name and password (`distrod firstboot`), then every session \
+    enters systemd.")]
+pub struct PackArgs {
+    #[command(flatten)]
+    pub source: ImageArgs,
+
+    /// The .wsl file to write (gzip-compressed tar); it must not exist.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+
+    /// The distribution's default name when it is installed (default: from the image).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+}
+
+/// Where a root filesystem comes from: an image of the server, or a file or URL.
+#[derive(Debug, Args)]
+pub struct ImageArgs {
     /// The image: distro[:release[:variant]]. Release defaults to the newest numbered one
     /// (for Ubuntu the newest LTS), variant to `default`.
     #[arg(
@@ -260,10 +294,6 @@ pub struct CreateArgs {
         conflicts_with = "image"
     )]
     pub spec: Option<ImageSpec>,
-
-    /// The directory to create; it must not exist or be empty.
-    #[arg(long, value_name = "DIR")]
-    pub dir: PathBuf,
 
     /// A local file or an http(s) URL of a .tar.xz, .tar.gz, .tar or .wsl root filesystem,
     /// instead of an image from the server.
@@ -323,7 +353,7 @@ mod tests {
         );
         let c = Cli::try_parse_from(["distrod", "create", "debian:12", "--dir", "x"]).unwrap();
         match c.command {
-            Command::Create(a) => assert_eq!(a.spec.unwrap().release.as_deref(), Some("12")),
+            Command::Create(a) => assert_eq!(a.source.spec.unwrap().release.as_deref(), Some("12")),
             _ => unreachable!(),
         }
     }

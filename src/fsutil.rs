@@ -138,6 +138,70 @@ impl Drop for Staging {
     }
 }
 
+/// A file built beside its destination (`.NAME.distrod-PID`) and renamed into place by
+/// [`StagedFile::commit`]; dropped without it, the temporary file is removed.
+pub struct StagedFile {
+    temp: PathBuf,
+    dest: PathBuf,
+    committed: bool,
+}
+
+impl StagedFile {
+    /// Fails when `dest` exists: a file of the user's is never replaced.
+    pub fn beside(dest: &Path) -> Result<StagedFile, StagingError> {
+        let dest = std::path::absolute(dest).map_err(|source| StagingError::Create {
+            path: dest.into(),
+            source,
+        })?;
+        if fs::symlink_metadata(&dest).is_ok() {
+            return Err(StagingError::Create {
+                path: dest,
+                source: io::Error::from(io::ErrorKind::AlreadyExists),
+            });
+        }
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let temp = dest
+            .parent()
+            .unwrap_or(Path::new("/"))
+            .join(format!(".{name}.distrod-{}", std::process::id()));
+        Ok(StagedFile {
+            temp,
+            dest,
+            committed: false,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.temp
+    }
+
+    pub fn commit(mut self) -> Result<PathBuf, StagingError> {
+        if fs::symlink_metadata(&self.dest).is_ok() {
+            return Err(StagingError::Commit {
+                path: self.dest.clone(),
+                source: io::Error::from(io::ErrorKind::AlreadyExists),
+            });
+        }
+        fs::rename(&self.temp, &self.dest).map_err(|source| StagingError::Commit {
+            path: self.dest.clone(),
+            source,
+        })?;
+        self.committed = true;
+        Ok(self.dest.clone())
+    }
+}
+
+impl Drop for StagedFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.temp);
+        }
+    }
+}
+
 /// `rm -rf` that also copes with read-only directories (a rootfs has `0555` ones such as
 /// `/proc`, which block deleting their entries when not root).
 pub fn remove_tree(path: &Path) -> io::Result<()> {

@@ -34,6 +34,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Images(args) => images::run(&args, &ui),
         Command::Create(args) => create::run(&args, &ui),
         #[cfg(target_os = "linux")]
+        Command::Pack(args) => create::pack(&args, &ui),
+        #[cfg(target_os = "linux")]
         Command::Launch(args) => launch::run(&args, &ui),
         #[cfg(target_os = "linux")]
         Command::Exec(args) => exec::run(&args, &ui),

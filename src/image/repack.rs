@@ -146,6 +146,7 @@ pub fn wsl_distribution_conf(oobe_command: &str, default_name: &str) -> String {
         "# Written by distrod.\n\
          [oobe]\n\
          command = {}\n\
+         defaultUid = 1000\n\
          defaultName = {}\n\
          \n\
          [shortcut]\n\
@@ -1332,6 +1333,7 @@ mod tests {
             "# Written by distrod.\n\
              [oobe]\n\
              command = /opt/distrod/bin/distrod oobe\n\
+             defaultUid = 1000\n\
              defaultName = Debian\n\
              \n\
              [shortcut]\n\
@@ -1344,7 +1346,11 @@ mod tests {
         let conf = wsl_distribution_conf("a\ndefaultUid = 0", "x\r\ny");
         assert!(conf.contains("command = a defaultUid = 0\n"));
         assert!(conf.contains("defaultName = x  y\n"));
-        assert!(!conf.contains("\ndefaultUid"));
+        let uids: Vec<&str> = conf
+            .lines()
+            .filter(|l| l.starts_with("defaultUid"))
+            .collect();
+        assert_eq!(uids, ["defaultUid = 1000"]);
     }
 
     #[test]

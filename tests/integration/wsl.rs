@@ -450,3 +450,90 @@ fn firstboot_creates_the_login_user_and_enables() {
     out.success();
     assert_eq!(out.stdout.trim(), "0", "{out}");
 }
+
+/// `distrod pack` makes a `.wsl` package of an image; installed (unpacked, as `wsl
+/// --install --from-file` does) it is a distro whose first-start command sets up the user,
+/// and whose sessions then land in systemd.
+#[test]
+fn a_packed_wsl_file_boots_into_systemd_after_its_first_start_command() {
+    let Some(_) =
+        prerequisites("a_packed_wsl_file_boots_into_systemd_after_its_first_start_command")
+    else {
+        return;
+    };
+    let Some(tarball) = std::env::var_os("DISTROD_TEST_ROOTFS_TARBALL") else {
+        crate::support::skip_or_fail(
+            "DISTROD_TEST_ROOTFS_TARBALL does not name the test rootfs tarball \
+             (scripts/test.sh builds it)",
+        );
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let wsl_file = work.path().join("Debian.wsl");
+    let out = crate::support::Distrod::new()
+        .args(["pack", "--image"])
+        .arg(&tarball)
+        .args(["--name", "Debian", "--out"])
+        .arg(&wsl_file)
+        .run();
+    out.success();
+    assert!(
+        out.stderr.contains("wsl --install --from-file Debian.wsl"),
+        "{out}"
+    );
+    let again = crate::support::Distrod::new()
+        .args(["pack", "--image"])
+        .arg(&tarball)
+        .arg("--out")
+        .arg(&wsl_file)
+        .run();
+    again.failure().error_mentions(&["exists"]);
+
+    // What WSL reads: gzip, the configuration, the setuid binary.
+    let bytes = std::fs::read(&wsl_file).unwrap();
+    assert_eq!(&bytes[..2], b"\x1f\x8b", "a gzip-compressed tar");
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
+    let (mut conf, mut bin_mode) = (String::new(), 0);
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry
+            .path()
+            .unwrap()
+            .to_string_lossy()
+            .trim_start_matches("./")
+            .to_string();
+        if path == "etc/wsl-distribution.conf" {
+            std::io::Read::read_to_string(&mut entry, &mut conf).unwrap();
+        } else if path == "opt/distrod/bin/distrod" {
+            bin_mode = entry.header().mode().unwrap();
+            assert_eq!(entry.header().uid().unwrap(), 0);
+        }
+    }
+    assert!(
+        conf.contains("command = /opt/distrod/bin/distrod firstboot\n"),
+        "{conf}"
+    );
+    assert!(conf.contains("defaultUid = 1000\n") && conf.contains("defaultName = Debian\n"));
+    assert_eq!(bin_mode & 0o7777, 0o4755);
+
+    // Installed: unpacked as WSL would, then its first start and a session.
+    let tree = work.path().join("tree");
+    crate::support::Distrod::new()
+        .args(["create", "--image"])
+        .arg(&wsl_file)
+        .arg("--dir")
+        .arg(&tree)
+        .run()
+        .success();
+    let wsl = FakeWsl::start(&tree, DistrodAt::Staged);
+    let sb = &wsl.sandbox;
+    let first =
+        format!("printf 'pw\\n' | {INSTALLED} firstboot --user alice --password-stdin --print-uid");
+    let out = sb.run(&["sh", "-c", &first]);
+    out.success();
+    assert_eq!(shell_of(sb, "alice"), "/opt/distrod/alias/bin/bash");
+    let out = wsl.session("alice", "echo pid1=$(cat /proc/1/comm) user=$(id -un)");
+    out.success();
+    assert_eq!(field(&out, "pid1"), "systemd", "{out}");
+    assert_eq!(field(&out, "user"), "alice");
+}
