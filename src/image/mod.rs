@@ -35,3 +35,32 @@ mod tests {
         );
     }
 }
+
+/// What the tests of the readers and writers of images share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::io::{self, Read};
+
+    /// Serves `data` but fails with a caller-style error from byte `fail_at` on.
+    pub struct FailingReader {
+        pub data: Vec<u8>,
+        pub pos: usize,
+        pub fail_at: usize,
+    }
+
+    impl Read for FailingReader {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.pos >= self.fail_at {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "sha256 mismatch: expected 0123, got 4567",
+                ));
+            }
+            let end = self.data.len().min(self.fail_at).min(self.pos + buf.len());
+            let n = end - self.pos;
+            buf[..n].copy_from_slice(&self.data[self.pos..end]);
+            self.pos = end;
+            Ok(n)
+        }
+    }
+}

@@ -1378,28 +1378,7 @@ mod tests {
         }
     }
 
-    /// Serves `data` but fails with a caller-style error from byte `fail_at` on.
-    struct FailingReader {
-        data: Vec<u8>,
-        pos: usize,
-        fail_at: usize,
-    }
-
-    impl Read for FailingReader {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            if self.pos >= self.fail_at {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "sha256 mismatch: expected 0123, got 4567",
-                ));
-            }
-            let end = self.data.len().min(self.fail_at).min(self.pos + buf.len());
-            buf[..end - self.pos].copy_from_slice(&self.data[self.pos..end]);
-            let n = end - self.pos;
-            self.pos = end;
-            Ok(n)
-        }
-    }
+    use crate::image::testing::FailingReader;
 
     #[test]
     fn reader_errors_and_truncation_are_read_errors() {

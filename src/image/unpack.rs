@@ -2321,28 +2321,7 @@ mod tests {
 
     // --- archive reading errors ------------------------------------------------------------------
 
-    /// Serves `data` but fails with a caller-style error from byte `fail_at` on.
-    struct FailingReader {
-        data: Vec<u8>,
-        pos: usize,
-        fail_at: usize,
-    }
-
-    impl Read for FailingReader {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            if self.pos >= self.fail_at {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "sha256 mismatch: expected 0123, got 4567",
-                ));
-            }
-            let end = self.data.len().min(self.fail_at).min(self.pos + buf.len());
-            let n = end - self.pos;
-            buf[..n].copy_from_slice(&self.data[self.pos..end]);
-            self.pos = end;
-            Ok(n)
-        }
-    }
+    use crate::image::testing::FailingReader;
 
     #[test]
     fn reader_errors_propagate_unchanged() {

@@ -475,7 +475,7 @@ fn same_contents(a: &Path, b: &Path) -> Result<bool> {
 }
 
 /// Reads until `buf` is full or the end of the file.
-fn fill(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+fn fill(f: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match f.read(&mut buf[n..]) {
@@ -668,16 +668,7 @@ fn check_elf(f: &mut (impl Read + Seek), len: u64) -> Result<(), String> {
 /// Reads at `offset` until `buf` is full or the end; the count read.
 fn read_at(f: &mut (impl Read + Seek), offset: u64, buf: &mut [u8]) -> io::Result<usize> {
     f.seek(SeekFrom::Start(offset))?;
-    let mut n = 0;
-    while n < buf.len() {
-        match f.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
+    fill(f, buf)
 }
 
 /// Runs `path --version` as nobody and returns its first line, which must start with

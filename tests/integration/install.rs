@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use crate::support::sandbox::{STAGED_DISTROD, Sandbox};
-use crate::support::{Output, require_root, skip_or_fail};
+use crate::support::sandbox::{STAGED_DISTROD, Sandbox, prerequisites};
+use crate::support::{Output, skip_or_fail};
 
 const INSTALLED: &str = "/opt/distrod/bin/distrod";
 const OVERLAY_FILE: &str = "/opt/distrod/share/distrod.toml.example";
@@ -30,28 +30,6 @@ const UNLISTED: &[&str] = &["proc", "sys", "dev", "run", "tmp", "usr/lib/distrod
 /// The build id a stamped copy of the binary under test carries (16 bytes).
 const NEWER_ID: &str = "newer-build-0002";
 const MARKER: &[u8] = b"distrod-build-id:";
-
-/// The rootfs tree, and whether the machine can run these tests at all.
-fn prerequisites(test: &str) -> Option<PathBuf> {
-    if !require_root(test) {
-        return None;
-    }
-    let missing = Sandbox::missing_tools();
-    if !missing.is_empty() {
-        skip_or_fail(&format!("{test} needs {missing:?} on the host"));
-        return None;
-    }
-    match std::env::var_os("DISTROD_TEST_ROOTFS_TREE") {
-        Some(p) if Path::new(&p).join("usr/lib/systemd/systemd").exists() => Some(p.into()),
-        _ => {
-            skip_or_fail(&format!(
-                "{test}: DISTROD_TEST_ROOTFS_TREE does not name a rootfs tree with systemd \
-                 (scripts/test.sh exports `bash scripts/build-rootfs.sh`)"
-            ));
-            None
-        }
-    }
-}
 
 fn fresh_sandbox(tree: &Path) -> Sandbox {
     Sandbox::builder().distrod_not_installed().start(tree)

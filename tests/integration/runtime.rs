@@ -7,12 +7,11 @@
 //! - `--rootfs DIR`, where DIR is an overlay made inside the sandbox over a read-only bind
 //!   of the same tree (its own tmpfs upper), marked with a file `/` does not have.
 
-use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::support::sandbox::Sandbox;
-use crate::support::{Output, require_root, skip_or_fail};
+use crate::support::Output;
+use crate::support::sandbox::{Sandbox, prerequisites};
 
 /// Failed units a `degraded` container may have, each with why the sandbox (not the
 /// runtime) causes it. Any other failed unit fails the tests.
@@ -20,28 +19,6 @@ const JUSTIFIED_FAILED_UNITS: &[(&str, &str)] = &[];
 
 /// The container's own root in the `--rootfs` scenario, inside the sandbox.
 const DIR_ROOTFS: &str = "/var/lib/distrod-test/root";
-
-/// The rootfs tree, and whether the machine can run these tests at all.
-pub(crate) fn prerequisites(test: &str) -> Option<PathBuf> {
-    if !require_root(test) {
-        return None;
-    }
-    let missing = Sandbox::missing_tools();
-    if !missing.is_empty() {
-        skip_or_fail(&format!("{test} needs {missing:?} on the host"));
-        return None;
-    }
-    match std::env::var_os("DISTROD_TEST_ROOTFS_TREE") {
-        Some(p) if Path::new(&p).join("usr/lib/systemd/systemd").exists() => Some(p.into()),
-        _ => {
-            skip_or_fail(&format!(
-                "{test}: DISTROD_TEST_ROOTFS_TREE does not name a rootfs tree with systemd \
-                 (scripts/test.sh exports `bash scripts/build-rootfs.sh`)"
-            ));
-            None
-        }
-    }
-}
 
 fn distrod(sb: &Sandbox, args: &[&str]) -> Output {
     let mut argv = vec!["distrod"];

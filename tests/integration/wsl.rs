@@ -9,10 +9,9 @@ use std::path::PathBuf;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::runtime::prerequisites;
 use crate::support::Output;
 use crate::support::fakewsl::{DistrodAt, FAKEWSL, FakeWsl, LogEntry};
-use crate::support::sandbox::{STAGED_DISTROD, Sandbox};
+use crate::support::sandbox::{STAGED_DISTROD, Sandbox, prerequisites};
 
 const INSTALLED: &str = "/opt/distrod/bin/distrod";
 

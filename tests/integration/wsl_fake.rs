@@ -5,35 +5,12 @@
 //! `sudo`, which clears the environment) and `/run/WSL/1_interop`.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::support::Output;
 use crate::support::fakewsl::{DistrodAt, FAKEWSL, FakeWsl, LogEntry};
-use crate::support::sandbox::{STAGED_DISTROD, Sandbox};
-use crate::support::{Output, require_root, skip_or_fail};
-
-/// The rootfs tree, and whether the machine can run these tests at all.
-fn prerequisites(test: &str) -> Option<PathBuf> {
-    if !require_root(test) {
-        return None;
-    }
-    let missing = Sandbox::missing_tools();
-    if !missing.is_empty() {
-        skip_or_fail(&format!("{test} needs {missing:?} on the host"));
-        return None;
-    }
-    match std::env::var_os("DISTROD_TEST_ROOTFS_TREE") {
-        Some(p) if Path::new(&p).join("usr/bin/sudo").exists() => Some(p.into()),
-        _ => {
-            skip_or_fail(&format!(
-                "{test}: DISTROD_TEST_ROOTFS_TREE does not name the test rootfs tree \
-                 (scripts/test.sh exports `bash scripts/build-rootfs.sh`)"
-            ));
-            None
-        }
-    }
-}
+use crate::support::sandbox::{STAGED_DISTROD, prerequisites};
 
 fn start(test: &str) -> Option<FakeWsl> {
     let tree = prerequisites(test)?;

@@ -614,3 +614,32 @@ fn host_path() -> String {
     let path = std::env::var("PATH").unwrap_or_default();
     format!("{path}:/usr/local/sbin:/usr/sbin:/sbin:/usr/bin:/bin")
 }
+
+/// The test rootfs tree (`DISTROD_TEST_ROOTFS_TREE`, which scripts/test.sh exports) when
+/// this machine can run sandbox tests at all: root, the host tools, a tree with systemd
+/// and sudo. Otherwise None, after failing under CI or saying why locally.
+pub fn prerequisites(test: &str) -> Option<PathBuf> {
+    if !super::require_root(test) {
+        return None;
+    }
+    let missing = Sandbox::missing_tools();
+    if !missing.is_empty() {
+        super::skip_or_fail(&format!("{test} needs {missing:?} on the host"));
+        return None;
+    }
+    match std::env::var_os("DISTROD_TEST_ROOTFS_TREE") {
+        Some(p)
+            if Path::new(&p).join("usr/lib/systemd/systemd").exists()
+                && Path::new(&p).join("usr/bin/sudo").exists() =>
+        {
+            Some(p.into())
+        }
+        _ => {
+            super::skip_or_fail(&format!(
+                "{test}: DISTROD_TEST_ROOTFS_TREE does not name the test rootfs tree with \
+                 systemd and sudo (scripts/test.sh exports `bash scripts/build-rootfs.sh`)"
+            ));
+            None
+        }
+    }
+}
