@@ -468,13 +468,15 @@ fn wslg_links(runtime: &str, user: &User) {
     }
     let pulse = wslg.join("PulseServer");
     if pulse.exists() {
+        // Only a `pulse` directory made here: the user owns the runtime directory, and a
+        // `pulse` symlink of theirs must not lead root to write elsewhere.
         let pdir = dir.join("pulse");
         if std::fs::create_dir(&pdir).is_ok() {
             own(&pdir);
-        }
-        let link = pdir.join("native");
-        if std::os::unix::fs::symlink(&pulse, &link).is_ok() {
-            own(&link);
+            let link = pdir.join("native");
+            if std::os::unix::fs::symlink(&pulse, &link).is_ok() {
+                own(&link);
+            }
         }
     }
 }
