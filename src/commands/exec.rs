@@ -11,14 +11,14 @@ use crate::ui::Ui;
 
 pub fn run(args: &ExecArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     linux::require_root("exec")?;
+    let config = crate::config::load()?;
     // Without --no-launch, go through the launch lock even when it runs: a launch in
     // progress is then waited for (until systemd is ready) instead of raced.
     let st = if args.no_launch {
         state::running().ok_or(linux::Error::NotRunning)?
     } else {
-        super::launch::ensure_running(ui)?
+        super::launch::ensure_running(&config, ui)?
     };
-    let config = crate::config::load()?;
     let cmd = enter::Command {
         argv: args.command.clone(),
         user: args.user.clone(),

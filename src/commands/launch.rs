@@ -28,12 +28,11 @@ pub fn run(args: &LaunchArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
 }
 
 /// Makes sure the container runs (for `exec`): launches it with the defaults if needed.
-pub fn ensure_running(ui: &Ui) -> anyhow::Result<State> {
-    let config = crate::config::load()?;
+pub fn ensure_running(config: &crate::config::Config, ui: &Ui) -> anyhow::Result<State> {
     let opts = Options {
         rootfs: None,
         wait: Some(Duration::from_secs(config.boot_timeout)),
-        tuning: Tuning::from_config(&config),
+        tuning: Tuning::from_config(config),
     };
     let outcome = launch::launch(&opts).context("cannot launch the container")?;
     if let Outcome::Started { .. } = outcome {

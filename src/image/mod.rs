@@ -11,6 +11,33 @@ pub mod source;
 pub mod unpack;
 pub mod xz;
 
+/// Calls `each` with every entry of a tar archive and its name. A failed read becomes
+/// `read_error(where, error)`, `where` saying how far the archive was read ("at its start",
+/// "at its first entry", "after entry `NAME`").
+pub fn for_each_entry<R: std::io::Read, E>(
+    archive: &mut tar::Archive<R>,
+    read_error: impl Fn(String, std::io::Error) -> E,
+    mut each: impl FnMut(&mut tar::Entry<'_, R>, &str) -> Result<(), E>,
+) -> Result<(), E> {
+    let entries = archive
+        .entries()
+        .map_err(|e| read_error("at its start".to_owned(), e))?;
+    let mut previous: Option<String> = None;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| {
+            let at = match &previous {
+                Some(name) => format!("after entry `{name}`"),
+                None => "at its first entry".to_owned(),
+            };
+            read_error(at, e)
+        })?;
+        let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        each(&mut entry, &name)?;
+        previous = Some(name);
+    }
+    Ok(())
+}
+
 /// Joins the server's base URL and a path from its catalog. Paths may start with `/` or
 /// contain `//` and `:`; they are kept as the server wrote them.
 pub fn server_url(server: &str, path: &str) -> String {

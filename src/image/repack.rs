@@ -271,27 +271,16 @@ struct Watched {
 
 impl<W: Write> Repacker<'_, W> {
     fn copy_input<R: Read>(&mut self, archive: &mut tar::Archive<R>) -> Result<(), RepackError> {
-        let entries = archive.entries().map_err(|source| RepackError::Read {
-            at: "at its start".to_owned(),
-            source,
-        })?;
-        let mut previous: Option<String> = None;
-        for entry in entries {
-            if interrupt::requested() {
-                return Err(RepackError::Interrupted);
-            }
-            let mut entry = entry.map_err(|source| RepackError::Read {
-                at: match &previous {
-                    Some(name) => format!("after entry `{name}`"),
-                    None => "at its first entry".to_owned(),
-                },
-                source,
-            })?;
-            let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-            self.entry(&mut entry, &name)?;
-            previous = Some(name);
-        }
-        Ok(())
+        super::for_each_entry(
+            archive,
+            |at, source| RepackError::Read { at, source },
+            |entry, name| {
+                if interrupt::requested() {
+                    return Err(RepackError::Interrupted);
+                }
+                self.entry(entry, name)
+            },
+        )
     }
 
     fn entry<R: Read>(

@@ -188,23 +188,11 @@ pub fn unpack<R: Read>(
         cache: None,
     };
     let mut archive = tar::Archive::new(archive);
-    let entries = archive.entries().map_err(|source| UnpackError::Archive {
-        at: "at its start".to_owned(),
-        source,
-    })?;
-    let mut previous: Option<String> = None;
-    for entry in entries {
-        let mut entry = entry.map_err(|source| UnpackError::Archive {
-            at: match &previous {
-                Some(name) => format!("after entry `{name}`"),
-                None => "at its first entry".to_owned(),
-            },
-            source,
-        })?;
-        let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        unpacker.entry(&mut entry, &name)?;
-        previous = Some(name);
-    }
+    super::for_each_entry(
+        &mut archive,
+        |at, source| UnpackError::Archive { at, source },
+        |entry, name| unpacker.entry(entry, name),
+    )?;
     unpacker.finish()?;
     Ok(unpacker.report)
 }
