@@ -10,14 +10,20 @@ set -euo pipefail
 
 usage() {
     cat <<'EOF'
-Usage: scripts/build-windows.sh [--release] [--check]
+Usage: scripts/build-windows.sh [--release] [--check] [--test] [--linux-binary FILE]
 
 Cross-build distrod for x86_64-pc-windows-gnu into target-windows/ and print the .exe path.
+distrod.exe embeds the static Linux distrod it installs into distros: FILE, else
+$DISTROD_LINUX_BINARY, else this script first runs `cargo build --release --locked` and
+embeds target/x86_64-unknown-linux-gnu/release/distrod.
 
 Options:
-  --release   optimised build (default: debug)
-  --check     type-check only (cargo check), no .exe
-  -h, --help  show this help
+  --release            optimised build (default: debug)
+  --check              type-check only (cargo check), no .exe
+  --test               build and run the unit tests under Wine (needs a prefix made by
+                       scripts/wine-prefix.sh in $WINEPREFIX)
+  --linux-binary FILE  the static Linux distrod to embed
+  -h, --help           show this help
 
 Uses rustup's x86_64-pc-windows-gnu target when installed; otherwise installs (if missing)
 Debian's rustc-web cargo-web rust-web-src gcc-mingw-w64-x86-64-win32 with apt-get and builds
@@ -36,16 +42,37 @@ while [[ $# -gt 0 ]]; do
     case "$1" in
         --release) profile=release; shift ;;
         --check) command=check; shift ;;
+        --test) command=test; shift ;;
+        --linux-binary)
+            [[ $# -ge 2 ]] || die "--linux-binary needs a FILE"
+            DISTROD_LINUX_BINARY="$2"; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) die "unknown argument '$1' (see --help)" ;;
     esac
 done
 
 cd "$(dirname "$0")/.."
+repo="$(pwd)"
+if [[ -z "${DISTROD_LINUX_BINARY:-}" ]]; then
+    log "building the static Linux distrod to embed (cargo build --release --locked)"
+    # With the caller's toolchain (rustup's), before PATH is changed below.
+    (unset CARGO_TARGET_DIR CARGO_BUILD_TARGET; cargo build --release --locked >&2) ||
+        die "cargo build --release failed"
+    DISTROD_LINUX_BINARY="$repo/target/x86_64-unknown-linux-gnu/release/distrod"
+fi
+[[ -f "$DISTROD_LINUX_BINARY" ]] || die "no Linux binary at $DISTROD_LINUX_BINARY"
+DISTROD_LINUX_BINARY="$(cd "$(dirname "$DISTROD_LINUX_BINARY")" && pwd)/$(basename "$DISTROD_LINUX_BINARY")"
+export DISTROD_LINUX_BINARY
 # A target dir of its own, so this never waits for (or invalidates) the host build's lock.
 target_dir="$(pwd)/target-windows"
 
 cargo_args=("$command" --locked --target "$target" --target-dir "$target_dir")
+if [[ "$command" == test ]]; then
+    # The unit tests (the binary's own); each test executable runs under Wine.
+    command -v wine >/dev/null || die "--test needs wine (apt-get install wine wine64)"
+    cargo_args+=(--bins)
+    export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=wine WINEDEBUG=-all
+fi
 [[ "$profile" == release ]] && cargo_args+=(--release)
 
 # Variables that would pin the toolchain to rustup's, or retarget the build, when this

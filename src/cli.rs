@@ -14,10 +14,7 @@ pub const DEFAULT_SERVER: &str = "https://images.linuxcontainers.org/";
     name = "distrod",
     version = crate::version::text(),
     about = "A real systemd for any Linux distribution on WSL2",
-    long_about = "distrod gives any Linux distribution a real systemd on WSL2.\n\n\
-        On Linux it fetches root filesystems from the linuxcontainers.org image server \
-        (`distrod images`, `distrod create`) and runs a distro's systemd in a container \
-        that every WSL session enters."
+    long_about = LONG_ABOUT
 )]
 pub struct Cli {
     /// Print only warnings and errors: no progress bars or status lines.
@@ -28,18 +25,51 @@ pub struct Cli {
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
 
+    /// Without a command, distrod.exe runs the installer wizard; distrod on Linux shows
+    /// this help.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
+
+#[cfg(not(windows))]
+const LONG_ABOUT: &str = "distrod gives any Linux distribution a real systemd on WSL2.\n\n\
+    On Linux it fetches root filesystems from the linuxcontainers.org image server \
+    (`distrod images`, `distrod create`) and runs a distro's systemd in a container \
+    that every WSL session enters.";
+
+#[cfg(windows)]
+const LONG_ABOUT: &str = "distrod gives any Linux distribution a real systemd on WSL2.\n\n\
+    distrod.exe installs one: run without arguments (or double-clicked) it asks which image, \
+    the name, the user and the password, then downloads the image from the \
+    linuxcontainers.org image server, adds distrod to it and registers it with WSL. \
+    `distrod.exe install` does the same from flags.";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List the root filesystem images the image server offers.
     Images(ImagesArgs),
     /// Download, verify and unpack an image into a new directory.
+    #[cfg(unix)]
     Create(CreateArgs),
+    /// Install a distro with distrod in it and register it with WSL (the wizard's work,
+    /// from flags).
+    #[cfg(windows)]
+    #[command(name = "install")]
+    InstallDistro(DistroInstallArgs),
+    /// The distros registered with WSL.
+    #[cfg(windows)]
+    List(ListArgs),
+    /// Remove a distro from WSL, its disk and its logon entry.
+    #[cfg(windows)]
+    #[command(name = "uninstall")]
+    UninstallDistro(DistroUninstallArgs),
+    /// Start a distro and its systemd in the background (no console, no admin rights).
+    #[cfg(windows)]
+    Start(StartArgs),
+    /// Start a distro at logon, for this Windows user, without admin rights.
+    #[cfg(windows)]
+    Autostart(AutostartArgs),
     /// Write a .wsl package: an image with distrod added, set up on first start.
-    #[cfg(target_os = "linux")]
     Pack(PackArgs),
     /// Start the distro's systemd in a container (root; once: a running one is kept).
     #[cfg(target_os = "linux")]
@@ -216,6 +246,137 @@ pub struct FirstbootArgs {
     pub print_uid: bool,
 }
 
+#[cfg(windows)]
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Answers not given as flags are asked on the terminal; without a \
+    terminal, a missing answer is an error that names its flag.\n\n\
+    Examples:\n  \
+    distrod.exe install --distro debian --user alice            asks for the password\n  \
+    echo %PW% | distrod.exe install --distro ubuntu --name Work --user alice --password-stdin"
+)]
+pub struct DistroInstallArgs {
+    /// The distro to install (e.g. debian, ubuntu, fedora; `distrod.exe images` lists them).
+    #[arg(long, value_name = "DISTRO")]
+    pub distro: Option<String>,
+
+    /// Its release, by name or number (default: the newest numbered one, for Ubuntu the
+    /// newest LTS).
+    #[arg(long, value_name = "RELEASE", requires = "distro")]
+    pub release: Option<String>,
+
+    /// The image variant (default: `default`).
+    #[arg(long, value_name = "VARIANT", requires = "distro")]
+    pub variant: Option<String>,
+
+    /// A local file or an http(s) URL of a .tar.xz, .tar.gz, .tar or .wsl root filesystem,
+    /// instead of an image from the server.
+    #[arg(long, value_name = "FILE|URL", conflicts_with = "distro")]
+    pub image: Option<String>,
+
+    /// Expected SHA-256 of the --image file.
+    #[arg(long, value_name = "HEX", value_parser = parse_sha256, requires = "image")]
+    pub sha256: Option<String>,
+
+    /// The name WSL knows the distro by (`wsl -d NAME`). Default: Distrod.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// The directory for the distro's virtual disk (missing or empty).
+    /// Default: %LOCALAPPDATA%\Distrod\NAME.
+    #[arg(long, value_name = "DIR")]
+    pub location: Option<PathBuf>,
+
+    /// The Linux user to create, with sudo rights; `wsl -d NAME` logs in as this user.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+
+    /// Read the user's password from the first line of standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    pub yes: bool,
+
+    /// Also start the distro at logon (`distrod.exe autostart enable`).
+    #[arg(long)]
+    pub autostart: bool,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
+
+    /// Download cache directory (resumes interrupted downloads, keeps verified images).
+    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
+    pub cache: Option<PathBuf>,
+
+    /// Do not use a download cache.
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+#[cfg(windows)]
+#[derive(Debug, Args)]
+pub struct ListArgs {}
+
+#[cfg(windows)]
+#[derive(Debug, Args)]
+pub struct DistroUninstallArgs {
+    /// The distro to remove.
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
+
+    /// Do not ask for confirmation (needed without a terminal).
+    #[arg(short, long)]
+    pub yes: bool,
+}
+
+#[cfg(windows)]
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// The distro to start.
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
+
+    /// Keep the distro running (WSL stops idle distros) until it is shut down: this
+    /// command then runs until the distro stops.
+    #[arg(long)]
+    pub keep_alive: bool,
+}
+
+#[cfg(windows)]
+#[derive(Debug, Args)]
+pub struct AutostartArgs {
+    #[command(subcommand)]
+    pub action: AutostartAction,
+}
+
+#[cfg(windows)]
+#[derive(Debug, Subcommand)]
+pub enum AutostartAction {
+    /// Start the distro at logon (a value under HKCU\...\CurrentVersion\Run).
+    Enable {
+        /// The distro.
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        /// Keep it running against WSL's idle shutdown (see `start --keep-alive`).
+        #[arg(long)]
+        keep_alive: bool,
+    },
+    /// Stop starting the distro at logon.
+    Disable {
+        /// The distro.
+        #[arg(long, value_name = "NAME")]
+        name: String,
+    },
+    /// Whether the distro starts at logon, and how.
+    Status {
+        /// The distro.
+        #[arg(long, value_name = "NAME")]
+        name: String,
+    },
+}
+
 #[derive(Debug, Args)]
 pub struct ServerArgs {
     /// Image server (simplestreams) base URL.
@@ -249,6 +410,7 @@ pub struct ImagesArgs {
     pub json: bool,
 }
 
+#[cfg(unix)]
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
     distrod create debian --dir ./debian            newest numbered Debian release\n  \
@@ -344,6 +506,7 @@ mod tests {
         assert!(parse_sha256(&"zz".repeat(32)).is_err());
     }
 
+    #[cfg(unix)]
     #[test]
     fn create_needs_an_image() {
         assert!(Cli::try_parse_from(["distrod", "create", "--dir", "x"]).is_err());
@@ -353,7 +516,9 @@ mod tests {
         );
         let c = Cli::try_parse_from(["distrod", "create", "debian:12", "--dir", "x"]).unwrap();
         match c.command {
-            Command::Create(a) => assert_eq!(a.source.spec.unwrap().release.as_deref(), Some("12")),
+            Some(Command::Create(a)) => {
+                assert_eq!(a.source.spec.unwrap().release.as_deref(), Some("12"))
+            }
             _ => unreachable!(),
         }
     }
@@ -364,7 +529,7 @@ mod tests {
         let c =
             Cli::try_parse_from(["distrod", "exec", "-u", "bob", "sh", "-c", "exit 7"]).unwrap();
         match c.command {
-            Command::Exec(a) => {
+            Some(Command::Exec(a)) => {
                 assert_eq!(a.user.as_deref(), Some("bob"));
                 assert_eq!(a.command, ["sh", "-c", "exit 7"]);
             }
@@ -372,7 +537,7 @@ mod tests {
         }
         let c = Cli::try_parse_from(["distrod", "exec", "--no-launch", "--", "ls", "-v"]).unwrap();
         match c.command {
-            Command::Exec(a) => assert!(a.no_launch && a.command == ["ls", "-v"]),
+            Some(Command::Exec(a)) => assert!(a.no_launch && a.command == ["ls", "-v"]),
             _ => unreachable!(),
         }
         assert!(Cli::try_parse_from(["distrod", "exec"]).is_err());

@@ -1,6 +1,7 @@
 //! Ctrl-C (and SIGTERM, SIGHUP) during long work: the first one sets a flag that the
 //! download and unpack loops check, so they stop, clean up what they made and exit 130;
-//! a second one kills at once (the handler is installed with SA_RESETHAND).
+//! a second one kills at once (the handler is installed with SA_RESETHAND; on Windows it
+//! declines the second one).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -33,5 +34,24 @@ pub fn install() {
     }
 }
 
-#[cfg(not(unix))]
+/// Windows: a console control handler. The first Ctrl-C (or Ctrl-Break, or the window
+/// closing) sets the flag and is handled; the handler then removes itself, so a second
+/// one ends the process as usual.
+#[cfg(windows)]
+pub fn install() {
+    use windows_sys::Win32::System::Console::SetConsoleCtrlHandler;
+    use windows_sys::core::BOOL;
+    unsafe extern "system" fn on_ctrl(_kind: u32) -> BOOL {
+        if REQUESTED.swap(true, Ordering::Relaxed) {
+            return 0;
+        }
+        1
+    }
+    // SAFETY: the handler only touches an atomic.
+    if unsafe { SetConsoleCtrlHandler(Some(on_ctrl), 1) } == 0 {
+        tracing::debug!("cannot install the console control handler");
+    }
+}
+
+#[cfg(not(any(unix, windows)))]
 pub fn install() {}

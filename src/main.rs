@@ -1,14 +1,12 @@
 //! distrod: parse the command line, set up logging, dispatch, turn an error into one line
 //! and an exit code. No logic lives here.
 
-// The Windows build (the installer, next) uses the catalog and download code but not yet
-// everything the Linux commands do.
-#![cfg_attr(not(unix), allow(dead_code, unused_imports))]
-
+mod account;
 mod cli;
 mod commands;
 #[cfg(target_os = "linux")]
 mod config;
+mod embedded;
 mod fsutil;
 mod image;
 mod interrupt;
@@ -17,6 +15,8 @@ mod linux;
 mod overlay;
 mod ui;
 mod version;
+#[cfg(windows)]
+mod windows;
 mod wsl;
 
 use std::process::ExitCode;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
-use super::{arch, fetch_catalog};
+use super::fetch::{arch, fetch_catalog};
 use crate::cli::ImagesArgs;
 use crate::image::catalog::Product;
 use crate::image::http::Http;

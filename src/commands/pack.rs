@@ -1,0 +1,89 @@
+//! `distrod pack` (Linux and Windows): download and verify like `create`, and repack on the
+//! fly into a `.wsl` package (a gzip tar) with the Linux distrod at /opt/distrod/bin/distrod
+//! and an /etc/wsl-distribution.conf whose first-start command is `distrod firstboot`.
+//! Written beside `--out` and renamed into place once the checksum is proven.
+
+use std::io::{self, BufWriter};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+
+use super::fetch::{arch, candidates, fetch};
+use crate::cli::PackArgs;
+use crate::embedded;
+use crate::fsutil;
+use crate::image::http::Http;
+use crate::image::repack::{self, DISTROD_BINARY, Extras};
+use crate::interrupt;
+use crate::ui::Ui;
+
+pub fn run(args: &PackArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
+    if args.out.exists() {
+        bail!(
+            "{} exists; choose another --out or remove it",
+            args.out.display()
+        );
+    }
+    let binary = embedded::linux_distrod()?;
+    if args.source.spec.is_some() || args.source.server.arch.is_some() {
+        embedded::check_arch(&binary, &arch(&args.source.server))?;
+    }
+    let http = Http::from_env()?;
+    let (what, candidates) = candidates(&args.source, &http)?;
+    let name = match (&args.name, &args.source.spec) {
+        (Some(n), _) => n.clone(),
+        (None, Some(spec)) => default_name(&spec.distro),
+        (None, None) => "Distrod".to_string(),
+    };
+    interrupt::install();
+    ui.status(format!("Packing {} from {what}", args.out.display()));
+    let started = Instant::now();
+    let conf = repack::wsl_distribution_conf(&format!("/{DISTROD_BINARY} firstboot"), &name);
+    let extras = Extras {
+        distrod: &binary,
+        wsl_conf: Some(conf),
+    };
+    let tmp = fsutil::StagedFile::beside(&args.out)?;
+    let (finished, report) = fetch(&candidates, &http, ui, |decoder| {
+        let file = std::fs::File::create(tmp.path())
+            .with_context(|| format!("cannot create {}", tmp.path().display()))?;
+        let mut gz = flate2::write::GzEncoder::new(
+            BufWriter::with_capacity(256 * 1024, file),
+            flate2::Compression::default(),
+        );
+        let report = repack::repack(decoder, &mut gz, &extras)?;
+        let file = gz
+            .finish()
+            .and_then(|w| w.into_inner().map_err(|e| e.into_error()))
+            .context("cannot write the package")?;
+        file.sync_all().context("cannot write the package")?;
+        Ok::<_, anyhow::Error>(report)
+    })?;
+    let out = tmp.commit()?;
+    ui.status(format!(
+        "Wrote {}: {} entries (sha256 of the image {}{}) in {:.1}s; install it on Windows \
+         with `wsl --install --from-file {}`",
+        out.display(),
+        report.entries,
+        &finished.sha256[..16],
+        if finished.from_cache {
+            ", from the cache"
+        } else {
+            ""
+        },
+        started.elapsed().as_secs_f64(),
+        out.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    let _ = io::Write::flush(&mut io::stderr());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// "debian" -> "Debian".
+pub fn default_name(distro: &str) -> String {
+    let mut c = distro.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => "Distrod".into(),
+    }
+}

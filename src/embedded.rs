@@ -1,0 +1,85 @@
+//! The static Linux `distrod` that goes into the distros distrod makes (`pack`, and the
+//! Windows installer). On Linux it is the running binary itself; `distrod.exe` carries it,
+//! embedded at build time (see build.rs).
+
+use std::borrow::Cow;
+
+/// The binary's bytes.
+pub fn linux_distrod() -> anyhow::Result<Cow<'static, [u8]>> {
+    #[cfg(windows)]
+    {
+        Ok(Cow::Borrowed(include_bytes!(env!(
+            "DISTROD_EMBEDDED_LINUX_BINARY"
+        ))))
+    }
+    #[cfg(target_os = "linux")]
+    {
+        use anyhow::Context;
+        let bytes = std::fs::read("/proc/self/exe").context("cannot read the running distrod")?;
+        Ok(Cow::Owned(bytes))
+    }
+    #[cfg(not(any(windows, target_os = "linux")))]
+    {
+        anyhow::bail!("this build of distrod carries no Linux binary")
+    }
+}
+
+/// The image architecture (Debian's naming) an ELF binary runs on, from its header.
+pub fn elf_arch(binary: &[u8]) -> Option<&'static str> {
+    if binary.len() < 20 || &binary[..4] != b"\x7fELF" || binary[5] != 1 {
+        return None;
+    }
+    match u16::from_le_bytes([binary[18], binary[19]]) {
+        62 => Some("amd64"),
+        183 => Some("arm64"),
+        _ => None,
+    }
+}
+
+/// Refuses to put a binary into an image of another architecture.
+pub fn check_arch(binary: &[u8], image_arch: &str) -> anyhow::Result<()> {
+    let Some(arch) = elf_arch(binary) else {
+        anyhow::bail!(
+            "the Linux distrod this build carries is not an x86-64 or AArch64 ELF binary"
+        );
+    };
+    let image_arch = crate::image::catalog::debian_arch(image_arch);
+    if arch != image_arch {
+        anyhow::bail!(
+            "this distrod carries an {arch} Linux binary, which cannot run in an {image_arch} image; \
+             choose --arch {arch}"
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn architectures_from_elf_headers() {
+        let mut h = vec![0u8; 64];
+        h[..4].copy_from_slice(b"\x7fELF");
+        h[4] = 2;
+        h[5] = 1;
+        h[18] = 62;
+        assert_eq!(elf_arch(&h), Some("amd64"));
+        assert!(check_arch(&h, "amd64").is_ok());
+        assert!(check_arch(&h, "x86_64").is_ok());
+        let e = check_arch(&h, "arm64").unwrap_err().to_string();
+        assert!(e.contains("amd64") && e.contains("arm64"), "{e}");
+        h[18] = 183;
+        assert_eq!(elf_arch(&h), Some("arm64"));
+        h[18] = 3;
+        assert_eq!(elf_arch(&h), None);
+        assert_eq!(elf_arch(b"MZ\x90\0"), None);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_running_binary_is_the_linux_distrod() {
+        let bin = linux_distrod().unwrap();
+        assert_eq!(elf_arch(&bin), Some(crate::image::catalog::host_arch()));
+    }
+}
