@@ -222,9 +222,9 @@ impl Wsl for System {
     fn launch_detached(&self, name: &str, command: &str) -> Result<()> {
         check_arg("distro name", name)?;
         let api = self.api()?;
-        let io_err = |source| WslError::Io {
+        let io_err = |error| WslError::Io {
             op: format!("WslLaunch in {name}: open NUL"),
-            source,
+            error,
         };
         // NUL for all three: no console is read or written, and nothing waits on a pipe
         // nobody drains.
@@ -261,7 +261,7 @@ impl Wsl for System {
         if !waited {
             return Err(WslError::Io {
                 op: format!("WslLaunch in {name}: wait for '{command}'"),
-                source: std::io::Error::last_os_error(),
+                error: std::io::Error::last_os_error(),
             });
         }
         if code != 0 {

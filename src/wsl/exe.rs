@@ -343,9 +343,9 @@ impl WslExe {
             .stderr(Stdio::piped());
         no_window(&mut cmd);
         tracing::debug!("{op}: running {}", show(&self.program, args));
-        let mut child = cmd.spawn().map_err(|source| WslError::Spawn {
+        let mut child = cmd.spawn().map_err(|error| WslError::Spawn {
             op: op.to_string(),
-            source,
+            error,
         })?;
         let out = std::thread::scope(|scope| {
             let writer = match (stdin, child.stdin.take()) {
@@ -369,9 +369,9 @@ impl WslExe {
             }
             out
         })
-        .map_err(|source| WslError::Io {
+        .map_err(|error| WslError::Io {
             op: op.to_string(),
-            source,
+            error,
         })?;
         Ok(Output {
             // No code means killed by a signal, which only a stand-in on Linux can be.

@@ -147,19 +147,13 @@ impl Output {
 #[derive(Debug, thiserror::Error)]
 pub enum WslError {
     /// wsl.exe could not be started (not installed, not found, access denied).
-    #[error("cannot run {op}: {source}")]
-    Spawn {
-        op: String,
-        #[source]
-        source: std::io::Error,
-    },
+    // The I/O error is part of the one-line message, not a separate cause: printed with
+    // its causes, it would appear twice.
+    #[error("cannot run {op}: {error}")]
+    Spawn { op: String, error: std::io::Error },
     /// Talking to a running wsl.exe failed (writing its input, reading its output).
-    #[error("{op}: {source}")]
-    Io {
-        op: String,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{op}: {error}")]
+    Io { op: String, error: std::io::Error },
     /// wsl.exe ran and reported a failure; `message` is what it said, on one line.
     #[error("{op} failed (exit {}): {message}", ExitCode(*code))]
     Exit {

@@ -85,8 +85,26 @@ pub fn wizard(ui: &Ui) -> anyhow::Result<ExitCode> {
 
 /// `distrod.exe install`.
 pub fn install(args: &DistroInstallArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
-    let wsl = System::new();
     let asking = wizard::interactive();
+    // Without a terminal, every missing answer is known at once: say so before anything else.
+    if !asking {
+        if args.distro.is_none() && args.image.is_none() {
+            return Err(wizard::missing(
+                "the image",
+                "--distro DISTRO (or --image FILE|URL)",
+            ));
+        }
+        if args.user.is_none() {
+            return Err(wizard::missing("the user name", "--user NAME"));
+        }
+        if !args.password_stdin {
+            return Err(wizard::missing(
+                "the password",
+                "--password-stdin (and the password on the first line of standard input)",
+            ));
+        }
+    }
+    let wsl = System::new();
     let binary = embedded::linux_distrod()?;
     let http = Http::from_env()?;
 
