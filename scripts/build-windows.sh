@@ -108,10 +108,9 @@ else
     export PATH="/usr/bin:$PATH"
     [[ -x /usr/bin/cargo && -x /usr/bin/rustc ]] || die "/usr/bin/cargo or /usr/bin/rustc missing"
     log "cargo ${cargo_args[*]} -Zbuild-std ($(/usr/bin/rustc --version))"
-    build_std=std,panic_abort
-    # The test harness is a crate of its own.
-    [[ "$command" == test ]] && build_std=std,panic_abort,test
-    RUSTC_BOOTSTRAP=1 /usr/bin/cargo "${cargo_args[@]}" -Zbuild-std="$build_std" ||
+    # `test` (the test harness's crate) always, so that building the .exe and its unit
+    # tests share one standard library and one set of dependencies.
+    RUSTC_BOOTSTRAP=1 /usr/bin/cargo "${cargo_args[@]}" -Zbuild-std=std,panic_abort,test ||
         die "cargo $command for $target (build-std) failed"
 fi
 log "$command finished in $((SECONDS - start)) s"

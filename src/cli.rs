@@ -123,6 +123,11 @@ pub struct LaunchArgs {
     /// /etc/distrod.toml, else the distro's own resolv.conf).
     #[arg(long, value_name = "IP,IP..", value_delimiter = ',')]
     pub dns: Vec<std::net::IpAddr>,
+
+    /// Then stay until the container stops (a process that keeps WSL from stopping an
+    /// idle distro; what the logon entry runs).
+    #[arg(long, conflicts_with = "no_wait")]
+    pub keep_alive: bool,
 }
 
 #[cfg(target_os = "linux")]
@@ -188,6 +193,11 @@ pub struct EnableArgs {
     /// (saved as `dns` in /etc/distrod.toml).
     #[arg(long, value_name = "IP,IP..", value_delimiter = ',')]
     pub dns: Vec<std::net::IpAddr>,
+
+    /// Also ask Windows (through interop, with reg.exe) to start this distro and its
+    /// systemd at logon, for this Windows user, without admin rights. `disable` removes it.
+    #[arg(long)]
+    pub start_on_windows_boot: bool,
 
     /// Only hook login accounts that appeared or changed shell since (what the container
     /// runs when /etc/passwd changes); no install, no other output.

@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 
 use crate::cli::{DisableArgs, EnableArgs};
 use crate::config::{self, Config};
-use crate::linux::{self, accounts, hook, install};
+use crate::linux::{self, accounts, hook, install, logon};
 use crate::ui::Ui;
 
 pub fn enable(args: &EnableArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
@@ -27,6 +27,11 @@ pub fn enable(args: &EnableArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     // Checked before anything is changed.
     let config = config::load()?;
     let write_config = dns_config(&config, &args.dns)?;
+    let logon = if args.start_on_windows_boot {
+        Some(logon::prepare()?)
+    } else {
+        None
+    };
     if !install::running_installed() {
         let done = install::install(ui).context("cannot install distrod")?;
         tracing::debug!(?done, "installed");
@@ -57,6 +62,20 @@ pub fn enable(args: &EnableArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         ui.warn(format_args!(
             "no login account was hooked (root and uids in login.defs' UID_MIN..UID_MAX \
              with a shell from /etc/shells are)"
+        ));
+    }
+    if let Some(plan) = &logon {
+        let record = logon::enable(plan).with_context(|| {
+            format!(
+                "enabled, but Windows was not told to start {} at logon",
+                plan.distro()
+            )
+        })?;
+        ui.status(format_args!(
+            "Windows starts {} and its systemd at logon ({}\\{}); `distrod disable` removes that",
+            record.distro,
+            logon::RUN_KEY,
+            record.value
         ));
     }
     ui.status(format_args!(

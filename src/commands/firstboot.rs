@@ -65,6 +65,7 @@ pub fn run(args: &FirstbootArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         super::enable::enable(
             &EnableArgs {
                 dns: vec![],
+                start_on_windows_boot: false,
                 accounts_only: false,
             },
             ui,

@@ -24,7 +24,39 @@ pub fn run(args: &LaunchArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     };
     let outcome = launch::launch(&opts).context("cannot launch the container")?;
     report(ui, &outcome);
+    if args.keep_alive {
+        let (Outcome::Started { state, .. } | Outcome::AlreadyRunning(state)) = &outcome;
+        wait_for_exit(state.pid);
+        ui.status("the container stopped");
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Blocks until the process `pid` (the container's systemd) has exited: on its pidfd, or
+/// by polling where pidfds are missing (kernels before 5.3).
+fn wait_for_exit(pid: i32) {
+    // SAFETY: pidfd_open takes a pid and flags; the result is a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd >= 0 {
+        let mut pfd = libc::pollfd {
+            fd: fd as i32,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        loop {
+            // SAFETY: one valid pollfd.
+            let n = unsafe { libc::poll(&mut pfd, 1, -1) };
+            if n > 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+                break;
+            }
+        }
+        // SAFETY: our descriptor, closed once.
+        unsafe { libc::close(fd as i32) };
+        return;
+    }
+    while nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok() {
+        std::thread::sleep(Duration::from_secs(2));
+    }
 }
 
 /// Makes sure the container runs (for `exec`): launches it with the defaults if needed.

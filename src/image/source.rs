@@ -565,7 +565,7 @@ mod tests {
             }) => {
                 assert_eq!(expected, "00".repeat(32));
                 assert_eq!(calculated, sha256_hex(&data));
-                assert!(what.ends_with("/f"));
+                assert!(what.ends_with(&format!("{}f", std::path::MAIN_SEPARATOR)));
             }
             other => panic!("{other:?}"),
         }

@@ -230,6 +230,14 @@ pub fn wsl_conf_systemd(text: &str) -> bool {
 pub fn disable(keep_running: bool, ui: &Ui) -> Result<()> {
     let restored = accounts::disable(Path::new("/"))?;
     tracing::debug!(?restored, "accounts restored");
+    match super::logon::disable() {
+        Ok(Some(record)) => ui.status(format_args!(
+            "Windows no longer starts {} at logon",
+            record.distro
+        )),
+        Ok(None) => {}
+        Err(e) => ui.warn(e),
+    }
     if keep_running {
         return Ok(());
     }

@@ -107,7 +107,7 @@ pub fn ancestors() -> Vec<u32> {
     v
 }
 
-fn parent_of(pid: u32) -> Option<u32> {
+pub fn parent_of(pid: u32) -> Option<u32> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command may hold spaces and parentheses: the state and ppid follow the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];

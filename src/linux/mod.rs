@@ -20,6 +20,7 @@ pub mod install;
 pub mod interop;
 pub mod launch;
 pub mod logind;
+pub mod logon;
 pub mod mounts;
 pub mod shim;
 pub mod state;

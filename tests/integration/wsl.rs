@@ -536,3 +536,94 @@ fn a_packed_wsl_file_boots_into_systemd_after_its_first_start_command() {
     assert_eq!(field(&out, "pid1"), "systemd", "{out}");
     assert_eq!(field(&out, "user"), "alice");
 }
+
+/// A stand-in for Windows' reg.exe, on the session's PATH as System32 is under WSL: it
+/// logs its arguments (one line per call, `|` between them) and fails when told to.
+const FAKE_REG: &str = "#!/bin/sh\n\
+    [ -e /tmp/reg-fails ] && { echo 'ERROR: Access is denied.' >&2; exit 1; }\n\
+    (IFS='|'; printf '%s\\n' \"$*\") >> /tmp/reg.log\n";
+
+#[test]
+fn start_on_windows_boot_writes_the_logon_entry_and_disable_removes_it() {
+    let Some(wsl) = start("start_on_windows_boot_writes_the_logon_entry_and_disable_removes_it")
+    else {
+        return;
+    };
+    let sb = &wsl.sandbox;
+    sb.write_file("/mnt/c/Windows/System32/reg.exe", FAKE_REG);
+    sb.run(&["chmod", "755", "/mnt/c/Windows/System32/reg.exe"])
+        .success();
+    let passwd0 = sb.read_file("/etc/passwd").unwrap();
+
+    // Outside a WSL session there is no distro name: refused before anything changes.
+    let out = sb.run(&[STAGED_DISTROD, "enable", "--start-on-windows-boot"]);
+    out.failure().error_mentions(&["WSL_DISTRO_NAME", "wsl -d"]);
+    assert_eq!(sb.read_file("/etc/passwd").unwrap(), passwd0);
+    assert!(!sb.path("/opt/distrod").exists(), "nothing installed");
+
+    // From a session, under sudo (which clears WSL's variables and PATH): the distro name
+    // and reg.exe are found in the session's shell.
+    let out = wsl.session(
+        "distrod",
+        &format!("sudo {STAGED_DISTROD} enable --start-on-windows-boot"),
+    );
+    out.success();
+    assert!(
+        out.stderr
+            .contains("Windows starts FakeWSL and its systemd at logon"),
+        "{out}"
+    );
+    let run_key = r"HKCU\Software\Microsoft\Windows\CurrentVersion\Run";
+    let added = format!(
+        "add|{run_key}|/v|distrod-FakeWSL|/t|REG_SZ|/d|C:\\Windows\\System32\\conhost.exe \
+         --headless C:\\Windows\\System32\\wsl.exe -d FakeWSL -u root -e \
+         /opt/distrod/bin/distrod launch --keep-alive|/f"
+    );
+    assert_eq!(sb.read_file("/tmp/reg.log").unwrap(), format!("{added}\n"));
+    assert!(sb.path("/opt/distrod/state/logon.json").exists());
+    assert_eq!(shell_of(sb, "distrod"), "/opt/distrod/alias/bin/bash");
+
+    // What the entry runs: systemd starts, and the command stays until the container stops.
+    let mut keep = sb
+        .command(&[INSTALLED, "launch", "--keep-alive"])
+        .spawn()
+        .expect("start launch --keep-alive");
+    wait_for(
+        "systemd under launch --keep-alive",
+        Duration::from_secs(60),
+        || sb.run(&[INSTALLED, "status"]).code() == Some(0),
+    );
+    thread::sleep(Duration::from_millis(300));
+    assert!(
+        keep.try_wait().unwrap().is_none(),
+        "launch --keep-alive returned while the container runs"
+    );
+    sb.run(&[INSTALLED, "stop"]).success();
+    wait_for(
+        "launch --keep-alive to return",
+        Duration::from_secs(30),
+        || keep.try_wait().unwrap().is_some(),
+    );
+    assert!(keep.wait().unwrap().success());
+
+    // disable removes the value it wrote, and its record.
+    sb.run(&[INSTALLED, "disable"]).success();
+    assert_eq!(
+        sb.read_file("/tmp/reg.log").unwrap(),
+        format!("{added}\ndelete|{run_key}|/v|distrod-FakeWSL|/f\n")
+    );
+    assert!(!sb.path("/opt/distrod/state/logon.json").exists());
+    assert_eq!(sb.read_file("/etc/passwd").unwrap(), passwd0);
+
+    // reg.exe failing: one error line naming it; a disable then has nothing to remove.
+    sb.write_file("/tmp/reg-fails", "");
+    let out = wsl.session(
+        "root",
+        &format!("{INSTALLED} enable --start-on-windows-boot"),
+    );
+    out.failure()
+        .error_mentions(&["reg.exe add failed", "Access is denied"]);
+    assert!(!sb.path("/opt/distrod/state/logon.json").exists());
+    sb.run(&[INSTALLED, "disable"]).success();
+    assert_eq!(sb.read_file("/etc/passwd").unwrap(), passwd0);
+}
