@@ -14,9 +14,12 @@ Run, stopping at the first failure:
   4. scripts/build-rootfs.sh --tarball .cache/test-rootfs.tar.xz
      (exported as DISTROD_TEST_ROOTFS_TARBALL for the tests that need a real distro,
      and the cached tree as DISTROD_TEST_ROOTFS_TREE for the container runtime's tests)
-  5. scripts/build-windows.sh --check
-  6. cargo test --workspace --locked (distrod, and the fake WSL of tests/fakewsl)
-Needs root (the test rootfs and the container tests).
+  5. scripts/build-windows.sh: distrod.exe, with the static binary of step 3 embedded
+     (exported as DISTROD_TEST_WINDOWS_EXE, and that binary as DISTROD_TEST_LINUX_BINARY)
+  6. distrod.exe's unit tests under Wine (scripts/wine-prefix.sh makes the prefix)
+  7. cargo test --workspace --locked (distrod, and the fake WSL of tests/fakewsl); the
+     Windows tests run the real distrod.exe under Wine against a fake WSL
+Needs root (the test rootfs and the container tests) and Wine.
 EOF
 }
 
@@ -75,8 +78,14 @@ DISTROD_TEST_ROOTFS_TREE="$(bash scripts/build-rootfs.sh)"
 export DISTROD_TEST_ROOTFS_TREE
 echo "DISTROD_TEST_ROOTFS_TREE=$DISTROD_TEST_ROOTFS_TREE"
 
-step "scripts/build-windows.sh --check"
-bash scripts/build-windows.sh --check
+step "scripts/build-windows.sh (distrod.exe)"
+DISTROD_TEST_WINDOWS_EXE="$(bash scripts/build-windows.sh --linux-binary "$bin")"
+export DISTROD_TEST_WINDOWS_EXE DISTROD_TEST_LINUX_BINARY="$bin"
+echo "DISTROD_TEST_WINDOWS_EXE=$DISTROD_TEST_WINDOWS_EXE"
+
+step "distrod.exe's unit tests under Wine"
+WINEPREFIX="$(bash scripts/wine-prefix.sh "$repo/target-windows/wine-unit")"
+WINEPREFIX="$WINEPREFIX" bash scripts/build-windows.sh --test --linux-binary "$bin"
 
 # Last, so that its summary lines end the output.
 step "cargo test --workspace --locked"

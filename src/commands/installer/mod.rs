@@ -93,19 +93,31 @@ pub fn check_name(name: &str) -> Result<(), String> {
 }
 
 /// The checks made before anything is downloaded: valid answers, a name not registered, a
-/// location that is missing or an empty directory.
+/// location that is missing or an empty directory. (distrod.exe makes them as it gets the
+/// answers, see `windows::install`.)
+#[cfg(test)]
 pub fn preflight(wsl: &dyn Wsl, plan: &Plan) -> anyhow::Result<()> {
+    check_name(&plan.name).map_err(anyhow::Error::msg)?;
+    check_name_free(wsl, &plan.name)?;
+    check_answers(plan)
+}
+
+/// The name is not registered yet (one question to WSL).
+pub fn check_name_free(wsl: &dyn Wsl, name: &str) -> anyhow::Result<()> {
+    if wsl.is_registered(name)? {
+        bail!(
+            "a WSL distro named {name} is already registered; choose another --name, or \
+             remove it first with `distrod.exe uninstall --name {name}`"
+        );
+    }
+    Ok(())
+}
+
+/// The checks that need no WSL: name, user, password, location.
+pub fn check_answers(plan: &Plan) -> anyhow::Result<()> {
     check_name(&plan.name).map_err(anyhow::Error::msg)?;
     account::check_name(&plan.user).map_err(anyhow::Error::msg)?;
     account::check_password(&plan.password).map_err(anyhow::Error::msg)?;
-    if wsl.is_registered(&plan.name)? {
-        bail!(
-            "a WSL distro named {} is already registered; choose another --name, or remove it \
-             first with `distrod.exe uninstall --name {}`",
-            plan.name,
-            plan.name
-        );
-    }
     check_location(&plan.location)
 }
 
@@ -138,8 +150,8 @@ pub struct Installed {
     pub uid: u32,
 }
 
-/// Runs the install. `make_tarball(path)` writes the install tarball (the rootfs with
-/// distrod added) at `path`, removing whatever it wrote when it fails.
+/// [`preflight`], then [`install_checked`].
+#[cfg(test)]
 pub fn install(
     wsl: &dyn Wsl,
     autostart: &dyn Autostart,
@@ -148,6 +160,21 @@ pub fn install(
     make_tarball: impl FnOnce(&Path) -> anyhow::Result<()>,
 ) -> anyhow::Result<Installed> {
     preflight(wsl, plan)?;
+    install_checked(wsl, autostart, plan, ui, make_tarball)
+}
+
+/// Runs the install, for a caller that made sure the name is free already (before it read
+/// the catalog, say): the checks that need no WSL are repeated. `make_tarball(path)`
+/// writes the install tarball (the rootfs with distrod added) at `path`, removing whatever
+/// it wrote when it fails.
+pub fn install_checked(
+    wsl: &dyn Wsl,
+    autostart: &dyn Autostart,
+    plan: &Plan,
+    ui: &Ui,
+    make_tarball: impl FnOnce(&Path) -> anyhow::Result<()>,
+) -> anyhow::Result<Installed> {
+    check_answers(plan)?;
     let mut undo = Undo {
         wsl,
         autostart,

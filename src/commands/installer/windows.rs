@@ -11,8 +11,8 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 
 use super::{
-    Autostart, Choice, DEFAULT_NAME, Plan, check_location, check_name, choices, default_location,
-    wizard,
+    Autostart, Choice, DEFAULT_NAME, Plan, check_location, check_name, check_name_free, choices,
+    default_location, wizard,
 };
 use crate::account;
 use crate::cli::{
@@ -158,17 +158,18 @@ pub fn install(args: &DistroInstallArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         }
     };
     let name = match &args.name {
-        Some(n) => n.clone(),
+        Some(n) => {
+            check_name(n).map_err(anyhow::Error::msg)?;
+            check_name_free(&wsl, n)?;
+            n.clone()
+        }
+        // Checked (and found free) as it was typed.
         None if asking => wizard::name(DEFAULT_NAME, name_ok)?,
-        None => DEFAULT_NAME.to_string(),
+        None => {
+            check_name_free(&wsl, DEFAULT_NAME)?;
+            DEFAULT_NAME.to_string()
+        }
     };
-    check_name(&name).map_err(anyhow::Error::msg)?;
-    if wsl.is_registered(&name)? {
-        bail!(
-            "a WSL distro named {name} is already registered; choose another --name, or \
-             remove it first with `distrod.exe uninstall --name {name}`"
-        );
-    }
     let location = match &args.location {
         Some(l) => std::path::absolute(l).unwrap_or_else(|_| l.clone()),
         None if asking && args.name.is_none() => wizard::location(default_location(&name), |p| {
@@ -230,11 +231,13 @@ pub fn install(args: &DistroInstallArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     };
     interrupt::install();
     let started = Instant::now();
+    let windows_exe = embedded::windows_exe()?;
     let extras = Extras {
         distrod: &binary,
+        windows_exe: windows_exe.as_deref(),
         wsl_conf: None,
     };
-    let installed = super::install(&wsl, &RunKey, &plan, ui, |tarball| {
+    let installed = super::install_checked(&wsl, &RunKey, &plan, ui, |tarball| {
         ui.status(format!("Downloading {what}"));
         build_tarball(tarball, &candidates, &http, ui, &extras)
     })?;

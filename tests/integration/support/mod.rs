@@ -7,6 +7,7 @@ pub mod fakewsl;
 pub mod sandbox;
 pub mod server;
 pub mod streams;
+pub mod wine;
 
 use std::ffi::OsStr;
 use std::fmt;
