@@ -71,6 +71,9 @@ pub enum Command {
     Autostart(AutostartArgs),
     /// Write a .wsl package: an image with distrod added, set up on first start.
     Pack(PackArgs),
+    /// Reach TCP ports of this distro from other machines (a relay on Windows).
+    #[cfg_attr(windows, command(hide = true))]
+    Portproxy(PortproxyArgs),
     /// Start the distro's systemd in a container (root; once: a running one is kept).
     #[cfg(target_os = "linux")]
     Launch(LaunchArgs),
@@ -384,6 +387,63 @@ pub enum AutostartAction {
         /// The distro.
         #[arg(long, value_name = "NAME")]
         name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+#[cfg_attr(
+    target_os = "linux",
+    command(
+        after_help = "WSL's NAT hides the distro's ports from other machines. With ports \
+    listed, distrod.exe (put into the distro by the Windows installer at \
+    /opt/distrod/bin/distrod.exe) listens on them on Windows while the container runs and \
+    forwards each connection to the distro's current address (the unit \
+    distrod-portproxy.service). Windows Firewall asks once whether to allow it.\n\n\
+    Examples:\n  \
+    sudo distrod portproxy add 80 443      forward two ports\n  \
+    sudo distrod portproxy remove 443\n  \
+    distrod portproxy list"
+    )
+)]
+pub struct PortproxyArgs {
+    #[command(subcommand)]
+    pub action: PortproxyAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PortproxyAction {
+    /// Forward these ports (root; saved in /etc/distrod.toml, applied at once).
+    #[cfg(target_os = "linux")]
+    Add {
+        #[arg(value_name = "PORT", required = true, value_parser = clap::value_parser!(u16).range(1..))]
+        ports: Vec<u16>,
+    },
+    /// Stop forwarding these ports (root).
+    #[cfg(target_os = "linux")]
+    Remove {
+        #[arg(value_name = "PORT", required = true, value_parser = clap::value_parser!(u16).range(1..))]
+        ports: Vec<u16>,
+    },
+    /// The forwarded ports.
+    #[cfg(target_os = "linux")]
+    List,
+    /// What distrod-portproxy.service runs: distrod.exe's relay, through interop.
+    #[cfg(target_os = "linux")]
+    #[command(hide = true)]
+    Run,
+    /// The relay: listen on --bind at each port, forward to --to, until standard input
+    /// ends. Prints `listening on ADDR -> ADDR` per port.
+    #[command(hide = true)]
+    Serve {
+        /// Where connections go.
+        #[arg(long, value_name = "IP")]
+        to: std::net::IpAddr,
+        /// PORT or LISTEN=TARGET (LISTEN 0: any free port), comma-separated.
+        #[arg(long, value_name = "SPEC,..", value_delimiter = ',', required = true)]
+        ports: Vec<crate::commands::portproxy::PortSpec>,
+        /// The address to listen on.
+        #[arg(long, value_name = "IP", default_value = "0.0.0.0")]
+        bind: std::net::IpAddr,
     },
 }
 

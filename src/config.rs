@@ -50,6 +50,11 @@ pub struct Config {
     pub fallback_shell: bool,
     /// `[hook] rehook`: re-hook accounts when /etc/passwd changes while the container runs.
     pub rehook: bool,
+    /// `[portproxy] ports`: TCP ports of the distro that Windows' network interfaces
+    /// forward to it (see `distrod portproxy`).
+    pub ports: Vec<u16>,
+    /// `[portproxy] listen`: the Windows address the port proxy listens on.
+    pub listen: IpAddr,
 }
 
 impl Default for Config {
@@ -62,6 +67,8 @@ impl Default for Config {
             pass_env: Vec::new(),
             fallback_shell: true,
             rehook: true,
+            ports: Vec::new(),
+            listen: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
         }
     }
 }
@@ -115,10 +122,11 @@ fn read(path: &Path) -> Result<Option<String>, ConfigError> {
 }
 
 /// The tables and their keys, in the order they are documented.
-const SCHEMA: [(&str, &[&str]); 3] = [
+const SCHEMA: [(&str, &[&str]); 4] = [
     ("container", &["dns", "boot_timeout", "mask", "unmask"]),
     ("session", &["pass_env", "fallback_shell"]),
     ("hook", &["rehook"]),
+    ("portproxy", &["ports", "listen"]),
 ];
 
 fn parse_text(text: &str) -> Result<Config, String> {
@@ -227,7 +235,117 @@ fn parse_text(text: &str) -> Result<Config, String> {
     if let Some(v) = get("hook", "rehook") {
         c.rehook = boolean("hook.rehook", v)?;
     }
+    if let Some(v) = get("portproxy", "ports") {
+        let key = "portproxy.ports";
+        let items = v
+            .as_array()
+            .ok_or_else(|| format!("{key}: expected an array of port numbers, found {}", an(v)))?;
+        for (i, item) in items.iter().enumerate() {
+            let n = item
+                .as_integer()
+                .ok_or_else(|| format!("{key}[{i}]: expected a port number, found {}", an(item)))?;
+            let port = u16::try_from(n)
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| format!("{key}[{i}]: {n} is not a TCP port (1 to 65535)"))?;
+            if c.ports.contains(&port) {
+                return Err(format!("{key}[{i}]: {port} is listed twice"));
+            }
+            c.ports.push(port);
+        }
+    }
+    if let Some(v) = get("portproxy", "listen") {
+        let key = "portproxy.listen";
+        let s = v
+            .as_str()
+            .ok_or_else(|| format!("{key}: expected a string, found {}", an(v)))?;
+        c.listen = s
+            .parse()
+            .map_err(|_| format!("{key}: {s:?} is not an IP address"))?;
+    }
     Ok(c)
+}
+
+/// The text of a configuration file with `[portproxy] ports` set to `ports`, everything
+/// else (comments, other keys) kept as it was: the `ports` line of the table is replaced,
+/// or added under its header, or the table is appended.
+pub fn with_ports(text: &str, ports: &[u16]) -> Result<String, ConfigError> {
+    let value = format!(
+        "ports = [{}]",
+        ports
+            .iter()
+            .map(u16::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    let header = |l: &str| l.trim().starts_with('[') && !l.trim().starts_with("[[");
+    let table = |l: &str| {
+        l.trim()
+            .trim_start_matches('[')
+            .split(']')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string()
+    };
+    let mut out: Vec<String> = Vec::new();
+    let mut in_table = false;
+    let mut done = false;
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        if header(line) {
+            if in_table && !done {
+                out.push(value.clone());
+                done = true;
+            }
+            in_table = table(line) == "portproxy";
+            out.push(line.to_string());
+            i += 1;
+            continue;
+        }
+        let key = line.split('=').next().unwrap_or("").trim();
+        if in_table && !done && key == "ports" && line.contains('=') {
+            // The old value, which may span lines up to its closing bracket.
+            let mut depth = 0i32;
+            loop {
+                let l = lines[i];
+                let code = l.split('#').next().unwrap_or("");
+                depth += code.matches('[').count() as i32 - code.matches(']').count() as i32;
+                i += 1;
+                if depth <= 0 || i >= lines.len() {
+                    break;
+                }
+            }
+            out.push(value.clone());
+            done = true;
+            continue;
+        }
+        out.push(line.to_string());
+        i += 1;
+    }
+    if in_table && !done {
+        out.push(value.clone());
+        done = true;
+    }
+    if !done {
+        if out.last().is_some_and(|l| !l.trim().is_empty()) {
+            out.push(String::new());
+        }
+        out.push("[portproxy]".into());
+        out.push(value);
+    }
+    let mut text = out.join("\n");
+    text.push('\n');
+    let parsed = parse(&text)?;
+    if parsed.ports != ports {
+        return Err(ConfigError {
+            file: PATH.into(),
+            problem: "cannot set portproxy.ports in it: edit the file by hand".into(),
+        });
+    }
+    Ok(text)
 }
 
 /// "a string", "an integer", ... for messages.
@@ -381,6 +499,37 @@ fn document(c: &Config, header: &str, commented: bool) -> String {
         c.rehook.to_string(),
         d.rehook.to_string(),
     );
+    out.push_str("\n[portproxy]\n");
+    key(
+        &mut out,
+        "TCP ports of this distro to reach from other machines: while the container\n\
+         runs, distrod.exe listens on them on Windows and forwards each connection to\n\
+         the distro's current address (`distrod portproxy add|remove|list`).",
+        "ports",
+        format!(
+            "[{}]",
+            c.ports
+                .iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        format!(
+            "[{}]",
+            d.ports
+                .iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    );
+    key(
+        &mut out,
+        "The Windows address to listen on: 0.0.0.0 is every interface.",
+        "listen",
+        quote(&c.listen.to_string()),
+        quote(&d.listen.to_string()),
+    );
     out
 }
 
@@ -478,6 +627,7 @@ mod tests {
                 pass_env: vec!["SSH_AUTH_SOCK".into(), "_x1".into()],
                 fallback_shell: false,
                 rehook: false,
+                ..Config::default()
             }
         );
         assert_eq!(
@@ -615,11 +765,11 @@ mod tests {
         );
         assert_eq!(
             err("[network]\ndns = []\n"),
-            "/etc/distrod.toml: unknown key network (known: container, session, hook)"
+            "/etc/distrod.toml: unknown key network (known: container, session, hook, portproxy)"
         );
         assert_eq!(
             err("dns = []\n"),
-            "/etc/distrod.toml: unknown key dns (known: container, session, hook)"
+            "/etc/distrod.toml: unknown key dns (known: container, session, hook, portproxy)"
         );
         assert_eq!(
             err("[container.sub]\n"),
@@ -692,6 +842,8 @@ mod tests {
             pass_env: vec!["SSH_AUTH_SOCK".into()],
             fallback_shell: false,
             rehook: false,
+            ports: vec![22, 8080],
+            listen: "::".parse().unwrap(),
         };
         for c in [Config::default(), custom] {
             let text = render(&c);
@@ -714,5 +866,57 @@ mod tests {
                 assert!(EXAMPLE.contains(&format!("\n# {key} = ")), "{key}");
             }
         }
+    }
+
+    #[test]
+    fn portproxy_ports_and_listen() {
+        let c = parse("[portproxy]\nports = [80, 8443]\nlisten = \"192.168.1.5\"\n").unwrap();
+        assert_eq!(c.ports, [80, 8443]);
+        assert_eq!(c.listen.to_string(), "192.168.1.5");
+        for (text, needle) in [
+            (
+                "[portproxy]\nports = [0]\n",
+                "portproxy.ports[0]: 0 is not a TCP port",
+            ),
+            ("[portproxy]\nports = [70000]\n", "70000 is not a TCP port"),
+            ("[portproxy]\nports = [22, 22]\n", "22 is listed twice"),
+            ("[portproxy]\nports = [\"80\"]\n", "expected a port number"),
+            (
+                "[portproxy]\nlisten = \"any\"\n",
+                "portproxy.listen: \"any\" is not an IP",
+            ),
+        ] {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains(needle), "{e} (wanted {needle})");
+        }
+    }
+
+    #[test]
+    fn setting_ports_keeps_the_rest_of_the_file() {
+        // No table yet: appended.
+        let text = "# mine\n[container]\ndns = [\"1.1.1.1\"]\n";
+        let out = with_ports(text, &[80]).unwrap();
+        assert_eq!(
+            out,
+            "# mine\n[container]\ndns = [\"1.1.1.1\"]\n\n[portproxy]\nports = [80]\n"
+        );
+        // A table with a ports line (over two lines) and a comment: the line replaced.
+        let text = "[portproxy]\n# web\nports = [80,\n  443]\nlisten = \"0.0.0.0\"\n[hook]\nrehook = true\n";
+        let out = with_ports(text, &[80, 443, 22]).unwrap();
+        assert_eq!(
+            out,
+            "[portproxy]\n# web\nports = [80, 443, 22]\nlisten = \"0.0.0.0\"\n[hook]\nrehook = true\n"
+        );
+        // A table without the key: added at its end, before the next table.
+        let out = with_ports("[portproxy]\nlisten = \"::\"\n[hook]\n", &[]).unwrap();
+        assert_eq!(out, "[portproxy]\nlisten = \"::\"\nports = []\n[hook]\n");
+        assert_eq!(parse(&out).unwrap().ports, Vec::<u16>::new());
+        // An empty file.
+        assert_eq!(
+            with_ports("", &[8080]).unwrap(),
+            "[portproxy]\nports = [8080]\n"
+        );
+        // A broken file stays the user's to fix.
+        assert!(with_ports("[container\n", &[80]).is_err());
     }
 }

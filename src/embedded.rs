@@ -24,6 +24,23 @@ pub fn linux_distrod() -> anyhow::Result<Cow<'static, [u8]>> {
     }
 }
 
+/// distrod.exe itself, for the distros it makes (the port proxy runs it through interop);
+/// none elsewhere.
+pub fn windows_exe() -> anyhow::Result<Option<Vec<u8>>> {
+    #[cfg(windows)]
+    {
+        use anyhow::Context;
+        let path = std::env::current_exe().context("cannot find the running distrod.exe")?;
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        Ok(Some(bytes))
+    }
+    #[cfg(not(windows))]
+    {
+        Ok(None)
+    }
+}
+
 /// The image architecture (Debian's naming) an ELF binary runs on, from its header.
 pub fn elf_arch(binary: &[u8]) -> Option<&'static str> {
     if binary.len() < 20 || &binary[..4] != b"\x7fELF" || binary[5] != 1 {

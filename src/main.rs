@@ -13,6 +13,7 @@ mod interrupt;
 #[cfg(target_os = "linux")]
 mod linux;
 mod overlay;
+mod portproxy;
 mod ui;
 mod version;
 #[cfg(windows)]

@@ -5,10 +5,16 @@
 /// The files of `distrod-rootfs/`, at their paths inside the distro (relative to `/`), all
 /// under `opt/distrod/`. A unit test checks this list against the directory; README.md is
 /// not installed.
-pub const OVERLAY: &[(&str, &[u8])] = &[(
-    "opt/distrod/share/distrod.toml.example",
-    include_bytes!("../distrod-rootfs/opt/distrod/share/distrod.toml.example"),
-)];
+pub const OVERLAY: &[(&str, &[u8])] = &[
+    (
+        "opt/distrod/lib/systemd/distrod-portproxy.service",
+        include_bytes!("../distrod-rootfs/opt/distrod/lib/systemd/distrod-portproxy.service"),
+    ),
+    (
+        "opt/distrod/share/distrod.toml.example",
+        include_bytes!("../distrod-rootfs/opt/distrod/share/distrod.toml.example"),
+    ),
+];
 
 #[cfg(test)]
 mod tests {

@@ -17,6 +17,7 @@ pub mod installer;
 #[cfg(target_os = "linux")]
 mod launch;
 mod pack;
+pub mod portproxy;
 #[cfg(target_os = "linux")]
 mod status;
 #[cfg(target_os = "linux")]
@@ -44,6 +45,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         #[cfg(unix)]
         Command::Create(args) => create::run(&args, &ui),
         Command::Pack(args) => pack::run(&args, &ui),
+        Command::Portproxy(args) => portproxy::run(&args, &ui),
         #[cfg(windows)]
         Command::InstallDistro(args) => installer::windows::install(&args, &ui),
         #[cfg(windows)]

@@ -40,8 +40,10 @@ pub fn run(args: &PackArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     ui.status(format!("Packing {} from {what}", args.out.display()));
     let started = Instant::now();
     let conf = repack::wsl_distribution_conf(&format!("/{DISTROD_BINARY} firstboot"), &name);
+    let windows_exe = embedded::windows_exe()?;
     let extras = Extras {
         distrod: &binary,
+        windows_exe: windows_exe.as_deref(),
         wsl_conf: Some(conf),
     };
     let tmp = fsutil::StagedFile::beside(&args.out)?;

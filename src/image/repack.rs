@@ -46,6 +46,9 @@ use crate::overlay::OVERLAY;
 pub const DISTROD_DIR: &str = "opt/distrod";
 /// The binary, relative to the root of the distro.
 pub const DISTROD_BINARY: &str = "opt/distrod/bin/distrod";
+/// distrod.exe, in distros the Windows installer makes: the port proxy runs it on the
+/// Windows side through interop.
+pub const WINDOWS_EXE: &str = "opt/distrod/bin/distrod.exe";
 /// The configuration of WSL's modern distribution format.
 pub const WSL_CONF: &str = "etc/wsl-distribution.conf";
 
@@ -69,6 +72,8 @@ const XZ_PRESET: u32 = 6;
 pub struct Extras<'a> {
     /// The Linux `distrod` binary, installed as `/opt/distrod/bin/distrod`.
     pub distrod: &'a [u8],
+    /// distrod.exe, installed as `/opt/distrod/bin/distrod.exe` (0755) when given.
+    pub windows_exe: Option<&'a [u8]>,
     /// The contents of `/etc/wsl-distribution.conf` (see [`wsl_distribution_conf`]); any
     /// such file in the input is replaced. `None` keeps the input's.
     pub wsl_conf: Option<String>,
@@ -482,6 +487,9 @@ impl<W: Write> Repacker<'_, W> {
             .map_or(0, |d| d.as_secs());
         let mut files: Vec<(&str, u32, &[u8])> =
             vec![(DISTROD_BINARY, BINARY_MODE, extras.distrod)];
+        if let Some(exe) = extras.windows_exe {
+            files.push((WINDOWS_EXE, DIR_MODE, exe));
+        }
         files.extend(OVERLAY.iter().map(|&(path, data)| (path, FILE_MODE, data)));
         if let Some(conf) = &extras.wsl_conf {
             files.push((WSL_CONF, FILE_MODE, conf.as_bytes()));
@@ -1014,6 +1022,7 @@ mod tests {
     fn extras(wsl_conf: bool) -> Extras<'static> {
         Extras {
             distrod: DISTROD,
+            windows_exe: None,
             wsl_conf: wsl_conf
                 .then(|| wsl_distribution_conf("/opt/distrod/bin/distrod oobe", "Distrod")),
         }
@@ -1054,6 +1063,9 @@ mod tests {
                 "opt/distrod",
                 "opt/distrod/bin",
                 "opt/distrod/bin/distrod",
+                "opt/distrod/lib",
+                "opt/distrod/lib/systemd",
+                "opt/distrod/lib/systemd/distrod-portproxy.service",
                 "opt/distrod/share",
                 "opt/distrod/share/distrod.toml.example",
                 "etc/wsl-distribution.conf",
@@ -1257,6 +1269,31 @@ mod tests {
     }
 
     #[test]
+    fn distrod_exe_is_added_when_given() {
+        let mut t = Tar::new();
+        t.dir("opt", 0o755);
+        let input = t.bytes();
+        let exe = b"MZ\x90\0 distrod.exe";
+        let e = Extras {
+            windows_exe: Some(exe),
+            ..extras(false)
+        };
+        let (out, _) = repack_vec(&input, &e).unwrap();
+        let after = members(&out);
+        let m = after
+            .iter()
+            .find(|m| m.path() == WINDOWS_EXE)
+            .expect("distrod.exe in the tar");
+        assert_eq!(m.data, exe);
+        assert_eq!(m.mode(), 0o755);
+        assert_eq!(m.ids(), (0, 0));
+        assert_eq!(m.kind(), EntryType::Regular);
+        // Without it, none.
+        let (out, _) = repack_vec(&input, &extras(false)).unwrap();
+        assert!(members(&out).iter().all(|m| m.path() != WINDOWS_EXE));
+    }
+
+    #[test]
     fn etc_may_be_anything_when_no_wsl_conf_is_added() {
         let mut t = Tar::new();
         t.link(EntryType::Symlink, "etc", "usr/etc").file(
@@ -1276,6 +1313,9 @@ mod tests {
                 "opt/distrod",
                 "opt/distrod/bin",
                 "opt/distrod/bin/distrod",
+                "opt/distrod/lib",
+                "opt/distrod/lib/systemd",
+                "opt/distrod/lib/systemd/distrod-portproxy.service",
                 "opt/distrod/share",
                 "opt/distrod/share/distrod.toml.example",
             ]

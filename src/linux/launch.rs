@@ -246,6 +246,8 @@ pub fn launch(opts: &Options) -> Result<Outcome> {
             && super::accounts::is_enabled(Path::new("/"))
             && Path::new(super::INSTALLED_BINARY).is_file())
         .then(|| PathBuf::from(super::INSTALLED_BINARY)),
+        portproxy_unit: (rootfs.is_none() && Path::new(mounts::PORTPROXY_UNIT_FILE).is_file())
+            .then(|| PathBuf::from(mounts::PORTPROXY_UNIT_FILE)),
         rootfs: rootfs.clone(),
     };
     let steps = mounts::plan(&inputs);

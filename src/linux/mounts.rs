@@ -177,7 +177,14 @@ pub struct Inputs {
     pub service_env: Vec<(String, String)>,
     /// The installed binary, when login accounts are hooked: re-hook on /etc/passwd changes.
     pub rehook: Option<PathBuf>,
+    /// The port proxy's unit shipped with distrod ([`PORTPROXY_UNIT_FILE`]), when the
+    /// distro has it: linked into the container's /run and started at boot.
+    pub portproxy_unit: Option<PathBuf>,
 }
+
+/// The port proxy's unit (see `distrod portproxy`), shipped in distrod-rootfs/.
+pub const PORTPROXY_UNIT: &str = "distrod-portproxy.service";
+pub const PORTPROXY_UNIT_FILE: &str = "/opt/distrod/lib/systemd/distrod-portproxy.service";
 
 /// Paths WSL provides in a distro that a separate rootfs needs too (`/run/WSL` is carried
 /// by fd since /run is replaced; drive letters are added by [`wsl_paths_present`]).
@@ -337,6 +344,18 @@ pub fn plan(inp: &Inputs) -> Vec<Step> {
     }
     if let Some(bin) = &inp.rehook {
         v.extend(rehook_units(&at, bin));
+    }
+    if let Some(unit) = &inp.portproxy_unit {
+        v.push(Step::Symlink {
+            target: unit.clone(),
+            link: at(&format!("/run/systemd/system/{PORTPROXY_UNIT}")),
+        });
+        v.push(Step::Symlink {
+            target: PathBuf::from(format!("../{PORTPROXY_UNIT}")),
+            link: at(&format!(
+                "/run/systemd/system/multi-user.target.wants/{PORTPROXY_UNIT}"
+            )),
+        });
     }
     if let (false, Some(target)) = (inp.dns.is_empty(), &inp.resolv_target) {
         v.push(Step::WriteFile {
@@ -662,6 +681,7 @@ mod tests {
             resolv_target: Some("/mnt/wsl/resolv.conf".into()),
             service_env: vec![("WSL_DISTRO_NAME".into(), "Debian".into())],
             rehook: Some("/opt/distrod/bin/distrod".into()),
+            portproxy_unit: Some(PORTPROXY_UNIT_FILE.into()),
             ..Default::default()
         });
         assert_eq!(

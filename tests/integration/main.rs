@@ -4,8 +4,11 @@
 mod create;
 mod images;
 mod install;
+mod portproxy;
 mod real_rootfs;
 mod runtime;
 mod support;
+mod windows;
+mod windows_portproxy;
 mod wsl;
 mod wsl_fake;

@@ -627,3 +627,139 @@ fn start_on_windows_boot_writes_the_logon_entry_and_disable_removes_it() {
     sb.run(&[INSTALLED, "disable"]).success();
     assert_eq!(sb.read_file("/etc/passwd").unwrap(), passwd0);
 }
+
+/// `ip ARGS` of the host, in the sandbox's own network namespace only.
+fn ip_in(sb: &Sandbox, args: &[&str]) {
+    let out = std::process::Command::new("nsenter")
+        .args(["-t", &sb.pid1().to_string(), "-n", "ip"])
+        .args(args)
+        .output()
+        .expect("run nsenter ip");
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A TCP echo server inside the sandbox, stopped (by pid) when dropped.
+struct Echo(std::process::Child);
+
+impl Echo {
+    fn start(sb: &Sandbox, addr: &str) -> Echo {
+        use std::io::BufRead;
+        let mut child = sb
+            .command(&[FAKEWSL, "echo", addr])
+            .spawn()
+            .expect("start the echo server");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.as_mut().expect("piped stdout"))
+            .read_line(&mut line)
+            .expect("read the echo server's first line");
+        assert!(line.starts_with("ready"), "echo server on {addr}: {line:?}");
+        Echo(child)
+    }
+}
+
+impl Drop for Echo {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_port_proxy_forwards_to_the_distro_while_the_container_runs() {
+    let Some(wsl) = start("the_port_proxy_forwards_to_the_distro_while_the_container_runs") else {
+        return;
+    };
+    let sb = &wsl.sandbox;
+    // An eth0 like WSL's, with the distro's own address, in the sandbox's network namespace.
+    ip_in(
+        sb,
+        &[
+            "link", "add", "eth0", "type", "veth", "peer", "name", "eth0peer",
+        ],
+    );
+    ip_in(sb, &["addr", "add", "10.77.0.2/24", "dev", "eth0"]);
+    ip_in(sb, &["link", "set", "eth0peer", "up"]);
+    ip_in(sb, &["link", "set", "eth0", "up"]);
+
+    sb.run(&[STAGED_DISTROD, "install"]).success();
+    // distrod.exe would run on Windows through interop; its `portproxy serve` is the same
+    // code as the Linux binary's, which stands in for it here.
+    sb.run(&["cp", INSTALLED, "/opt/distrod/bin/distrod.exe"])
+        .success();
+    sb.write_file(
+        "/etc/distrod.toml",
+        "# mine\n[portproxy]\nports = [8080]\nlisten = \"127.0.0.1\"\n",
+    );
+    let _web = Echo::start(sb, "10.77.0.2:8080");
+    let _ssh = Echo::start(sb, "10.77.0.2:9090");
+
+    sb.run(&[INSTALLED, "launch"]).success();
+    wait_for(
+        "the port proxy on 127.0.0.1:8080",
+        Duration::from_secs(30),
+        || sb.run(&[FAKEWSL, "send", "127.0.0.1:8080", "1"]).code() == Some(0),
+    );
+    // A large transfer through it, checked byte for byte.
+    let out = sb.run(&[FAKEWSL, "send", "127.0.0.1:8080", "8000000"]);
+    out.success();
+    assert_eq!(out.stdout.trim(), "ok 8000000");
+    // The unit: started at boot, without waiting for network-online.target.
+    let out = sb.run(&[
+        INSTALLED,
+        "exec",
+        "--",
+        "systemctl",
+        "show",
+        "-p",
+        "ActiveState",
+        "-p",
+        "After",
+        "-p",
+        "Wants",
+        "distrod-portproxy.service",
+    ]);
+    out.success();
+    assert!(out.stdout.contains("ActiveState=active"), "{out}");
+    assert!(!out.stdout.contains("network-online"), "{out}");
+    let out = sb.run(&[INSTALLED, "exec", "--", "systemctl", "is-system-running"]);
+    assert_eq!(out.stdout.trim(), "running", "{out}");
+
+    // Not yet forwarded: 9090. `add` saves it (keeping the file's other lines) and applies
+    // it at once.
+    assert_ne!(
+        sb.run(&[FAKEWSL, "send", "127.0.0.1:9090", "1"]).code(),
+        Some(0)
+    );
+    sb.run(&[INSTALLED, "portproxy", "add", "9090"]).success();
+    assert_eq!(
+        sb.read_file("/etc/distrod.toml").unwrap(),
+        "# mine\n[portproxy]\nports = [8080, 9090]\nlisten = \"127.0.0.1\"\n"
+    );
+    let out = sb.run(&[INSTALLED, "portproxy", "list"]);
+    assert_eq!(out.stdout, "127.0.0.1:8080\n127.0.0.1:9090\n");
+    wait_for("the port proxy on 9090", Duration::from_secs(30), || {
+        sb.run(&[FAKEWSL, "send", "127.0.0.1:9090", "100000"])
+            .code()
+            == Some(0)
+    });
+    let out = sb.run(&[INSTALLED, "portproxy", "add", "0"]);
+    assert_eq!(out.code(), Some(2), "{out}");
+    assert!(out.stderr.contains("0 is not in 1..=65535"), "{out}");
+    sb.run(&[INSTALLED, "portproxy", "remove", "8080"])
+        .success();
+    wait_for("8080 no longer forwarded", Duration::from_secs(30), || {
+        sb.run(&[FAKEWSL, "send", "127.0.0.1:8080", "1"]).code() != Some(0)
+    });
+    sb.run(&[FAKEWSL, "send", "127.0.0.1:9090", "1000"])
+        .success();
+
+    // The container stops: so does the relay.
+    sb.run(&[INSTALLED, "stop"]).success();
+    wait_for("the relay to stop", Duration::from_secs(10), || {
+        sb.run(&[FAKEWSL, "send", "127.0.0.1:9090", "1"]).code() != Some(0)
+    });
+}

@@ -11,17 +11,22 @@
 //!   interop socket (`WSL_INTEROP`, else a walk up the parent pids), sends the arguments and
 //!   prints the answer and `via <socket>`. Exit 2: no socket; 3: connect failed; 4: bad
 //!   answer.
+//! - `fakewsl echo ADDR` serves TCP echo; `fakewsl send ADDR BYTES` checks an echo of
+//!   BYTES bytes through it (prints `ok BYTES`).
 
 mod accounts;
 mod client;
 mod relay;
 mod session;
+mod tcp;
 
 use std::process::ExitCode;
 
 const USAGE: &str =
     "usage: fakewsl relay --user NAME [--cwd DIR] [--log FILE] [--env K=V]... [-- CMD...]
-       fakewsl client [ARGS...]";
+       fakewsl client [ARGS...]
+       fakewsl echo ADDR
+       fakewsl send ADDR BYTES";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -34,6 +39,8 @@ fn main() -> ExitCode {
             }
         },
         Some("client") => client::run(&args[1..]),
+        Some("echo") if args.len() == 2 => tcp::echo(&args[1]),
+        Some("send") if args.len() == 3 => tcp::send(&args[1], &args[2]),
         _ => {
             eprintln!("{USAGE}");
             1

@@ -1,0 +1,356 @@
+//! `distrod portproxy`: reach TCP ports of the distro from other machines.
+//!
+//! WSL 2's NAT hides the distro's ports from the network; only Windows itself reaches them
+//! (through localhost). The port proxy listens on Windows' interfaces and forwards each
+//! connection to the distro's current address:
+//!
+//! - `add`, `remove`, `list` (Linux, root) edit `[portproxy] ports` in /etc/distrod.toml and
+//!   restart the proxy when the container runs;
+//! - `run` (Linux, hidden) is what the unit `distrod-portproxy.service` runs in the
+//!   container: it finds the distro's address and starts `/opt/distrod/bin/distrod.exe
+//!   portproxy serve` on the Windows side through interop, with a pipe as its standard
+//!   input; when the unit stops, the pipe closes and the Windows side stops too;
+//! - `serve` (hidden, both systems) is the relay itself ([`crate::portproxy::relay`]),
+//!   which runs until its standard input ends.
+
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+
+use crate::cli::{PortproxyAction, PortproxyArgs};
+use crate::portproxy::relay::{Config as RelayConfig, Relay};
+use crate::ui::Ui;
+
+pub fn run(args: &PortproxyArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
+    match &args.action {
+        #[cfg(target_os = "linux")]
+        PortproxyAction::Add { ports } => linux::edit(ports, &[], ui),
+        #[cfg(target_os = "linux")]
+        PortproxyAction::Remove { ports } => linux::edit(&[], ports, ui),
+        #[cfg(target_os = "linux")]
+        PortproxyAction::List => linux::list(),
+        #[cfg(target_os = "linux")]
+        PortproxyAction::Run => linux::run(ui),
+        PortproxyAction::Serve { to, ports, bind } => serve(*to, ports, *bind, ui),
+    }
+}
+
+/// `PORT` or `LISTEN=TARGET`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortSpec {
+    pub listen: u16,
+    pub target: u16,
+}
+
+impl std::str::FromStr for PortSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let port = |p: &str, zero_ok: bool| -> Result<u16, String> {
+            p.trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|n| zero_ok || *n != 0)
+                .ok_or_else(|| format!("{p:?} is not a TCP port (1 to 65535)"))
+        };
+        match s.split_once('=') {
+            Some((l, t)) => Ok(PortSpec {
+                listen: port(l, true)?,
+                target: port(t, false)?,
+            }),
+            None => {
+                let p = port(s, false)?;
+                Ok(PortSpec {
+                    listen: p,
+                    target: p,
+                })
+            }
+        }
+    }
+}
+
+/// The relay until standard input ends (or Ctrl-C).
+fn serve(to: IpAddr, ports: &[PortSpec], bind: IpAddr, ui: &Ui) -> anyhow::Result<ExitCode> {
+    if ports.is_empty() {
+        bail!("no ports to forward: give --ports PORT[,PORT...]");
+    }
+    let targets: Vec<SocketAddr> = ports
+        .iter()
+        .map(|p| SocketAddr::new(to, p.target))
+        .collect();
+    let config = RelayConfig::new(
+        ports
+            .iter()
+            .map(|p| SocketAddr::new(bind, p.listen))
+            .collect(),
+        targets.clone(),
+    );
+    let relay = Relay::start(config).context("cannot listen")?;
+    {
+        let mut out = io::stdout().lock();
+        for (l, t) in relay.local_addrs().iter().zip(&targets) {
+            writeln!(out, "listening on {l} -> {t}")?;
+        }
+        out.flush()?;
+    }
+    // Whoever started this holds the other end of standard input: when it goes (the unit
+    // stopped, the container stopped), so does the relay.
+    let mut sink = [0u8; 256];
+    let mut stdin = io::stdin().lock();
+    loop {
+        match stdin.read(&mut sink) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    let stats = relay.stats();
+    relay.stop();
+    ui.status(format_args!(
+        "port proxy stopped after {} connection(s)",
+        stats.total
+    ));
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(target_os = "linux")]
+mod linux {
+    use std::io::Write;
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::path::Path;
+    use std::process::{Command, ExitCode, Stdio};
+    use std::time::{Duration, Instant};
+
+    use anyhow::{Context, bail};
+
+    use crate::config;
+    use crate::image::repack::WINDOWS_EXE;
+    use crate::interrupt;
+    use crate::linux::{self, mounts, state};
+    use crate::ui::Ui;
+
+    /// `add` and `remove`.
+    pub fn edit(add: &[u16], remove: &[u16], ui: &Ui) -> anyhow::Result<ExitCode> {
+        linux::require_root("portproxy")?;
+        if add.iter().chain(remove).any(|p| *p == 0) {
+            bail!("0 is not a TCP port (1 to 65535)");
+        }
+        let path = Path::new(config::PATH);
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        // The file as it is must be valid: nothing is written over a broken one.
+        let current = config::parse(&text)?;
+        let mut ports = current.ports.clone();
+        for p in add {
+            if !ports.contains(p) {
+                ports.push(*p);
+            }
+        }
+        ports.retain(|p| !remove.contains(p));
+        if ports == current.ports {
+            ui.status(format_args!("{}", describe(&ports)));
+            return Ok(ExitCode::SUCCESS);
+        }
+        let new = config::with_ports(&text, &ports)?;
+        write_atomically(path, &new)?;
+        ui.status(format_args!("{}", describe(&ports)));
+        if state::running().is_some() {
+            restart_unit(ui)?;
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+
+    fn describe(ports: &[u16]) -> String {
+        if ports.is_empty() {
+            "no port is forwarded".into()
+        } else {
+            format!(
+                "forwarded from Windows: {}",
+                ports
+                    .iter()
+                    .map(u16::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    }
+
+    fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = path.parent().unwrap_or(Path::new("/"));
+        let temp = dir.join(format!(".distrod.toml.{}", std::process::id()));
+        let result = (|| -> std::io::Result<()> {
+            let mut f = std::fs::File::create(&temp)?;
+            f.write_all(text.as_bytes())?;
+            f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+            f.sync_all()?;
+            std::fs::rename(&temp, path)
+        })();
+        if let Err(e) = result {
+            let _ = std::fs::remove_file(&temp);
+            return Err(e).with_context(|| format!("cannot write {}", path.display()));
+        }
+        Ok(())
+    }
+
+    /// `systemctl restart` of the unit inside the running container.
+    fn restart_unit(ui: &Ui) -> anyhow::Result<()> {
+        let me = std::env::current_exe().context("cannot find distrod")?;
+        let status = Command::new(me)
+            .args([
+                "--quiet",
+                "exec",
+                "--no-launch",
+                "--",
+                "systemctl",
+                "restart",
+            ])
+            .arg(mounts::PORTPROXY_UNIT)
+            .stdin(Stdio::null())
+            .status()
+            .context("cannot run systemctl in the container")?;
+        if !status.success() {
+            bail!(
+                "systemctl restart {} failed in the container ({status})",
+                mounts::PORTPROXY_UNIT
+            );
+        }
+        ui.status(format_args!("restarted {}", mounts::PORTPROXY_UNIT));
+        Ok(())
+    }
+
+    pub fn list() -> anyhow::Result<ExitCode> {
+        let c = config::load()?;
+        if c.ports.is_empty() {
+            println!("no port is forwarded (`distrod portproxy add PORT`)");
+        } else {
+            for p in &c.ports {
+                println!("{}:{p}", c.listen);
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+
+    /// The distro's address other machines' connections go to: the first IPv4 address of
+    /// an interface that is up and not loopback (eth0 first: WSL's).
+    pub fn distro_address() -> anyhow::Result<Ipv4Addr> {
+        use nix::net::if_::InterfaceFlags;
+        let mut found: Vec<(String, Ipv4Addr)> = nix::ifaddrs::getifaddrs()
+            .context("cannot list the network interfaces")?
+            .filter(|i| {
+                i.flags.contains(InterfaceFlags::IFF_UP)
+                    && !i.flags.contains(InterfaceFlags::IFF_LOOPBACK)
+            })
+            .filter_map(|i| {
+                let ip = i.address?.as_sockaddr_in()?.ip();
+                Some((i.interface_name, ip))
+            })
+            .collect();
+        found.sort_by_key(|(name, _)| name != "eth0");
+        found
+            .first()
+            .map(|(_, ip)| *ip)
+            .context("the distro has no IPv4 address on any interface but loopback")
+    }
+
+    /// What the unit runs: distrod.exe's relay through interop, until the unit stops.
+    pub fn run(ui: &Ui) -> anyhow::Result<ExitCode> {
+        let c = config::load()?;
+        if c.ports.is_empty() {
+            ui.status(format_args!(
+                "no ports in [portproxy] of {}: nothing to forward",
+                config::PATH
+            ));
+            return Ok(ExitCode::SUCCESS);
+        }
+        let exe = Path::new("/").join(WINDOWS_EXE);
+        if !exe.is_file() {
+            bail!(
+                "{} is missing: the Windows installer puts distrod.exe there; in a distro \
+                 enabled by hand, copy distrod.exe there to use the port proxy",
+                exe.display()
+            );
+        }
+        let to = distro_address()?;
+        let ports = c
+            .ports
+            .iter()
+            .map(u16::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        interrupt::install();
+        let mut child = Command::new(&exe)
+            .args(["portproxy", "serve", "--to"])
+            .arg(IpAddr::V4(to).to_string())
+            .arg("--bind")
+            .arg(c.listen.to_string())
+            .arg("--ports")
+            .arg(&ports)
+            .stdin(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot start {} (is Windows interop on?)", exe.display()))?;
+        ui.status(format_args!(
+            "forwarding {}:{{{ports}}} to {to} (distrod.exe pid {})",
+            c.listen,
+            child.id()
+        ));
+        let stdin = child.stdin.take();
+        loop {
+            if let Some(status) = child.try_wait().context("cannot wait for distrod.exe")? {
+                if status.success() {
+                    return Ok(ExitCode::SUCCESS);
+                }
+                bail!("distrod.exe portproxy serve exited with {status}");
+            }
+            if interrupt::requested() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // Stopping: closing its input is what stops the Windows side.
+        drop(stdin);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if child.try_wait()?.is_some() {
+                return Ok(ExitCode::SUCCESS);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_specs() {
+        assert_eq!(
+            "80".parse::<PortSpec>().unwrap(),
+            PortSpec {
+                listen: 80,
+                target: 80
+            }
+        );
+        assert_eq!(
+            "0=8080".parse::<PortSpec>().unwrap(),
+            PortSpec {
+                listen: 0,
+                target: 8080
+            }
+        );
+        assert!("0".parse::<PortSpec>().is_err());
+        assert!("80=0".parse::<PortSpec>().is_err());
+        assert!("http".parse::<PortSpec>().is_err());
+        assert!("70000".parse::<PortSpec>().is_err());
+    }
+}
