@@ -789,4 +789,128 @@ mod tests {
             .collect();
         assert_eq!(env, ["container=distrod", "NOTIFY_SOCKET=/run/host/notify"]);
     }
+
+    /// The binfmt_misc steps of the plan, applied for real to a private binfmt_misc
+    /// instance (a user namespace of its own has one, since Linux 6.7): with an interop
+    /// entry registered, what systemd-binfmt does at boot and shutdown (`-1` into
+    /// `status`: unregister everything; `0`: disable) fails, and the entry stays. The
+    /// host's instance is never touched: the mount is refused outright where the kernel
+    /// does not give user namespaces their own instance.
+    #[test]
+    fn binfmt_status_stays_read_only_with_a_private_instance() {
+        use nix::sched::{CloneFlags, unshare};
+        use nix::sys::wait::{WaitStatus, waitpid};
+        use nix::unistd::{ForkResult, fork};
+        if !nix::unistd::geteuid().is_root() {
+            if std::env::var_os("CI").is_some() {
+                panic!("this test needs root, and CI is set: it must run there");
+            }
+            eprintln!("skipping: the binfmt_misc test needs root");
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
+        // SAFETY: the child only makes system calls and exits with a code.
+        match unsafe { fork() }.unwrap() {
+            ForkResult::Child => {
+                let code = (|| -> Result<i32, String> {
+                    let e = |what: &str| {
+                        let what = what.to_string();
+                        move |err: nix::Error| format!("{what}: {err}")
+                    };
+                    let uid = nix::unistd::geteuid().as_raw();
+                    let gid = nix::unistd::getegid().as_raw();
+                    unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS)
+                        .map_err(e("unshare"))?;
+                    fs::write("/proc/self/setgroups", "deny").map_err(|x| x.to_string())?;
+                    fs::write("/proc/self/uid_map", format!("0 {uid} 1"))
+                        .map_err(|x| x.to_string())?;
+                    fs::write("/proc/self/gid_map", format!("0 {gid} 1"))
+                        .map_err(|x| x.to_string())?;
+                    mount(
+                        None::<&str>,
+                        "/",
+                        None::<&str>,
+                        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+                        None::<&str>,
+                    )
+                    .map_err(e("make / private"))?;
+                    // A tmpfs of this namespace for the container's tree.
+                    mount(
+                        Some("tmpfs"),
+                        &root,
+                        Some("tmpfs"),
+                        MsFlags::empty(),
+                        None::<&str>,
+                    )
+                    .map_err(e("mount tmpfs"))?;
+                    fs::create_dir_all(root.join("proc/sys/fs/binfmt_misc"))
+                        .map_err(|x| x.to_string())?;
+                    fs::create_dir_all(root.join("run/distrod")).map_err(|x| x.to_string())?;
+                    let steps: Vec<Step> = plan(&Inputs {
+                        rootfs: Some(root.clone()),
+                        binfmt: true,
+                        ..Default::default()
+                    })
+                    .into_iter()
+                    .filter(|s| format!("{s:?}").contains("binfmt"))
+                    .collect();
+                    if steps.len() != 4 {
+                        return Err(format!("expected 4 binfmt steps, got {steps:?}"));
+                    }
+                    // The first step mounts the instance: refused unless it is private.
+                    if let Err(err) = apply(&steps[..1], &HeldFds::default()) {
+                        return Err(format!(
+                            "no private binfmt_misc instance here (Linux 6.7 or later): {err}"
+                        ));
+                    }
+                    let dir = root.join("proc/sys/fs/binfmt_misc");
+                    // A new instance: nobody else's entries.
+                    let names: Vec<String> = fs::read_dir(&dir)
+                        .map_err(|x| x.to_string())?
+                        .map(|d| d.unwrap().file_name().to_string_lossy().into_owned())
+                        .collect();
+                    if names.iter().any(|n| n != "register" && n != "status") {
+                        return Err(format!("not a fresh instance: {names:?}"));
+                    }
+                    fs::write(dir.join("register"), ":WSLInterop:M::MZ::/bin/true:PF")
+                        .map_err(|x| format!("register: {x}"))?;
+                    apply(&steps[1..], &HeldFds::default()).map_err(|x| x.to_string())?;
+                    for value in ["-1", "0"] {
+                        match fs::write(dir.join("status"), value) {
+                            Err(x) if x.raw_os_error() == Some(libc::EROFS) => {}
+                            other => {
+                                return Err(format!("writing {value} to status: {other:?}"));
+                            }
+                        }
+                    }
+                    let entry = fs::read_to_string(dir.join("WSLInterop"))
+                        .map_err(|x| format!("the entry is gone: {x}"))?;
+                    if !entry.starts_with("enabled") || !entry.contains("/bin/true") {
+                        return Err(format!("the entry changed: {entry}"));
+                    }
+                    // Entries themselves stay manageable (not the test's concern to keep).
+                    fs::write(dir.join("WSLInterop"), "-1").map_err(|x| x.to_string())?;
+                    Ok(0)
+                })();
+                let code = match code {
+                    Ok(c) => c,
+                    Err(msg) => {
+                        eprintln!("binfmt test child: {msg}");
+                        1
+                    }
+                };
+                // SAFETY: leaving the forked child without running the parent's atexit code.
+                unsafe { libc::_exit(code) }
+            }
+            ForkResult::Parent { child } => {
+                let status = waitpid(child, None).unwrap();
+                assert_eq!(
+                    status,
+                    WaitStatus::Exited(child, 0),
+                    "the child's message above says why"
+                );
+            }
+        }
+    }
 }
