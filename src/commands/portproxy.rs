@@ -87,7 +87,7 @@ fn serve(to: IpAddr, ports: &[PortSpec], bind: IpAddr, ui: &Ui) -> anyhow::Resul
             .collect(),
         targets.clone(),
     );
-    let relay = Relay::start(config).context("cannot listen")?;
+    let relay = Relay::start(config)?;
     {
         let mut out = io::stdout().lock();
         for (l, t) in relay.local_addrs().iter().zip(&targets) {
