@@ -17,7 +17,7 @@ use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 
 use crate::cli::{PortproxyAction, PortproxyArgs};
 use crate::portproxy::relay::{Config as RelayConfig, Relay};
