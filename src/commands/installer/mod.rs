@@ -174,6 +174,26 @@ pub fn install_checked(
     ui: &Ui,
     make_tarball: impl FnOnce(&Path) -> anyhow::Result<()>,
 ) -> anyhow::Result<Installed> {
+    install_with(
+        wsl,
+        autostart,
+        plan,
+        ui,
+        make_tarball,
+        &interrupt::requested,
+    )
+}
+
+/// [`install_checked`], with `interrupted` telling whether Ctrl-C came (checked between
+/// steps; the download checks it all along).
+fn install_with(
+    wsl: &dyn Wsl,
+    autostart: &dyn Autostart,
+    plan: &Plan,
+    ui: &Ui,
+    make_tarball: impl FnOnce(&Path) -> anyhow::Result<()>,
+    interrupted: &dyn Fn() -> bool,
+) -> anyhow::Result<Installed> {
     check_answers(plan)?;
     let mut undo = Undo {
         wsl,
@@ -184,7 +204,7 @@ pub fn install_checked(
         registered: false,
         autostart_on: false,
     };
-    match steps(&mut undo, plan, ui, make_tarball) {
+    match steps(&mut undo, plan, ui, make_tarball, interrupted) {
         Ok(done) => Ok(done),
         Err(e) => {
             undo.run(ui);
@@ -198,7 +218,14 @@ fn steps(
     plan: &Plan,
     ui: &Ui,
     make_tarball: impl FnOnce(&Path) -> anyhow::Result<()>,
+    interrupted: &dyn Fn() -> bool,
 ) -> anyhow::Result<Installed> {
+    let checkpoint = || -> anyhow::Result<()> {
+        if interrupted() {
+            bail!("interrupted");
+        }
+        Ok(())
+    };
     undo.created_dirs = create_dirs(&plan.location)?;
     let tarball = plan.location.join(TARBALL_NAME);
     undo.tarball = Some(tarball.clone());
@@ -269,13 +296,6 @@ fn firstboot(wsl: &dyn Wsl, plan: &Plan) -> anyhow::Result<u32> {
                 wsl::exe::one_line(&text)
             )
         })
-}
-
-fn checkpoint() -> anyhow::Result<()> {
-    if interrupt::requested() {
-        bail!("interrupted");
-    }
-    Ok(())
 }
 
 fn remove_file(path: &Path) -> anyhow::Result<()> {

@@ -357,3 +357,39 @@ fn the_image_list_puts_debian_stable_and_ubuntu_lts_first() {
     assert_eq!(list[1].label, "Ubuntu noble (24.04)  [recommended]");
     assert_eq!(list[2].label, "Alpine 3.22");
 }
+
+/// Ctrl-C between any two steps: the steps before it are undone.
+#[test]
+fn ctrl_c_at_any_step_leaves_nothing_behind() {
+    use std::cell::Cell;
+    // The flow asks whether Ctrl-C came after the tarball, the import, the first boot and
+    // the last step: answer yes at the n-th question.
+    for at in 1..=4 {
+        let tmp = tempfile::tempdir().unwrap();
+        let loc = tmp.path().join("x").join("loc");
+        let wsl = Recording::new();
+        wsl.push_output(uid_output("1000"));
+        let entries = Entries::default();
+        let mut p = plan(&loc);
+        p.autostart = true;
+        preflight(&wsl, &p).unwrap();
+        let asked = Cell::new(0);
+        let interrupted = || {
+            asked.set(asked.get() + 1);
+            asked.get() == at
+        };
+        let e = install_with(&wsl, &entries, &p, &ui(), write_tarball, &interrupted)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "interrupted", "at {at}");
+        assert!(wsl.registered().is_empty(), "at {at}: still registered");
+        assert!(entries.on.borrow().is_empty(), "at {at}: logon entry left");
+        assert!(!tmp.path().join("x").exists(), "at {at}: files left");
+        assert_eq!(
+            wsl.kinds().contains(&CallKind::Unregister),
+            at > 1,
+            "at {at}: {:?}",
+            wsl.kinds()
+        );
+    }
+}
