@@ -1047,7 +1047,7 @@ mod tests {
         assert!(kept.len() >= 20, "the sample lost entries: {}", kept.len());
         assert_eq!(
             after.len(),
-            kept.len() + 6,
+            kept.len() + 9,
             "{:#?}",
             after.iter().map(Member::path).collect::<Vec<_>>()
         );
@@ -1603,8 +1603,9 @@ mod tests {
         assert!(total > 6 * 24 * 1024 * 1024, "{total}");
         assert_eq!(report.bytes, out.written);
         assert!(out.written > total, "the extras are added");
-        // opt, opt/distrod, bin, the binary, share, the overlay file, etc, the conf.
-        assert_eq!(report.entries, 6 + 8);
+        // opt, opt/distrod, bin, the binary, lib, lib/systemd, share, the two overlay
+        // files, etc, the conf.
+        assert_eq!(report.entries, 6 + 11);
         // What is in flight is the read and write buffers, never a file or the archive.
         assert!(
             out.max_lag <= 2 * IO_BUFFER_SIZE as u64 + 64 * 1024,

@@ -719,6 +719,8 @@ mod tests {
                 "write /run/systemd/system/distrod-rehook.path",
                 "write /run/systemd/system/distrod-rehook.service",
                 "symlink /run/systemd/system/paths.target.wants/distrod-rehook.path",
+                "symlink /run/systemd/system/distrod-portproxy.service",
+                "symlink /run/systemd/system/multi-user.target.wants/distrod-portproxy.service",
                 "write /run/distrod/resolv.conf",
                 "bind /run/distrod/resolv.conf /mnt/wsl/resolv.conf",
                 "bind /dev/null /dev/console",
