@@ -888,3 +888,70 @@ fn the_wizard_on_a_terminal_installs() {
         &output,
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Packages for others
+
+/// `distrod.exe pack`: a `.wsl` file (gzip tar) of the image with both binaries, the
+/// overlay and a wsl-distribution.conf whose first-start command is `distrod firstboot`;
+/// no WSL involved, and an existing file is never replaced.
+#[test]
+fn pack_writes_a_wsl_package_that_sets_itself_up_on_first_start() {
+    let Some(wine) = wine() else {
+        return;
+    };
+    let fake = FakeWsl::new();
+    let served = serve("packed");
+    let out_dir = tempfile::tempdir().expect("a directory for the package");
+    let out = out_dir.path().join("Debian.wsl");
+    let pack = |out: &Path| {
+        wine.distrod(&fake)
+            .args(["pack", "debian:bookworm", "--out", &win_path(out)])
+            .args(["--server", &served.server.url()])
+            .args(["--cache", &win_path(&fake.cache)])
+            .run()
+    };
+    let output = pack(&out);
+    output.success();
+    assert!(
+        fake.calls().is_empty(),
+        "pack asked WSL: {:?}",
+        fake.calls()
+    );
+    assert_eq!(list_dir(out_dir.path()), ["Debian.wsl"], "{output}");
+
+    let gz = fs::read(&out).expect("read the package");
+    let mut tar = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut tar)
+        .expect("the package is gzip");
+    let found = tar_entries(&tar);
+    for (name, expected) in tar_entries(&served.spec_tar) {
+        if name == "etc/wsl-distribution.conf" {
+            continue;
+        }
+        assert_eq!(found.get(&name), Some(&expected), "/{name} in the package");
+    }
+    let binary = &found["opt/distrod/bin/distrod"];
+    assert_eq!((binary.mode, binary.owner), (0o4755, (0, 0)));
+    assert!(binary.data == fs::read(wine.linux_binary()).unwrap());
+    let exe = &found["opt/distrod/bin/distrod.exe"];
+    assert_eq!((exe.mode, exe.owner), (0o755, (0, 0)));
+    assert!(exe.data == fs::read(wine.exe()).unwrap());
+    for (rel, data) in overlay_files() {
+        assert!(found.get(&rel).is_some_and(|e| e.data == data), "{rel}");
+    }
+    let conf = String::from_utf8(found["etc/wsl-distribution.conf"].data.clone()).unwrap();
+    assert!(
+        conf.contains("command = /opt/distrod/bin/distrod firstboot\n")
+            && conf.contains("defaultName = Debian\n")
+            && conf.contains("defaultUid = 1000\n"),
+        "{conf}"
+    );
+
+    // A second pack to the same file is refused; the package stays as it was.
+    let again = pack(&out);
+    again.failure();
+    assert!(error_lower(&again).contains("exists"), "{again}");
+    assert_eq!(fs::read(&out).unwrap(), gz);
+    assert_eq!(list_dir(out_dir.path()), ["Debian.wsl"]);
+}
