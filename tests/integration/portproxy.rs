@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 use crate::support::Distrod;
+use crate::support::archive::pseudo_random;
 
 /// Upper bound for anything a test waits for: a failing test fails, it does not hang.
 const PATIENCE: Duration = Duration::from_secs(10);
@@ -164,35 +165,22 @@ fn server(handle: impl Fn(TcpStream) + Send + Sync + 'static) -> SocketAddr {
 }
 
 /// Echoes until EOF, then ends its writing.
-fn echo_server() -> SocketAddr {
+pub(crate) fn echo_server() -> SocketAddr {
     server(|stream| {
         let _ = io::copy(&mut &stream, &mut &stream);
         let _ = stream.shutdown(Shutdown::Write);
     })
 }
 
-fn connect(addr: SocketAddr) -> TcpStream {
+pub(crate) fn connect(addr: SocketAddr) -> TcpStream {
     let stream = TcpStream::connect(addr).expect("connect to the relay");
     stream.set_read_timeout(Some(PATIENCE)).unwrap();
     stream.set_write_timeout(Some(PATIENCE)).unwrap();
     stream
 }
 
-fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        out.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
 /// Sends `data` and ends the writing while reading everything that comes back.
-fn exchange(stream: &TcpStream, data: &[u8]) -> Vec<u8> {
+pub(crate) fn exchange(stream: &TcpStream, data: &[u8]) -> Vec<u8> {
     thread::scope(|s| {
         s.spawn(|| {
             let mut w = stream;
@@ -224,7 +212,7 @@ fn serve_relays_concurrent_connections_to_each_target() {
     thread::scope(|s| {
         for (i, (target, stream)) in clients.iter().enumerate() {
             s.spawn(move || {
-                let data = random_bytes(i as u64, 1 + i * 7919 % 300_000);
+                let data = pseudo_random(i as u64, 1 + i * 7919 % 300_000);
                 let got = exchange(stream, &data);
                 if *target == 0 {
                     assert_eq!(got.len(), data.len(), "client {i}: length");
@@ -247,7 +235,7 @@ fn serve_keeps_half_closed_connections_going() {
     let client_first = server(|stream| {
         let mut got = Vec::new();
         (&stream).read_to_end(&mut got).unwrap();
-        let _ = (&stream).write_all(&random_bytes(got.len() as u64, 500_000));
+        let _ = (&stream).write_all(&pseudo_random(got.len() as u64, 500_000));
     });
     // Greets and ends its writing at once, then reports what it reads until EOF.
     let (tx, rx) = mpsc::channel();
@@ -262,17 +250,17 @@ fn serve_keeps_half_closed_connections_going() {
     let mut serve = Serve::start(&[client_first, server_first]);
 
     let mut stream = connect(serve.addr(0));
-    stream.write_all(&random_bytes(5, 4321)).unwrap();
+    stream.write_all(&pseudo_random(5, 4321)).unwrap();
     stream.shutdown(Shutdown::Write).unwrap();
     let mut reply = Vec::new();
     stream.read_to_end(&mut reply).unwrap();
-    assert!(reply == random_bytes(4321, 500_000), "the reply differs");
+    assert!(reply == pseudo_random(4321, 500_000), "the reply differs");
 
     let mut stream = connect(serve.addr(1));
     let mut greeting = Vec::new();
     stream.read_to_end(&mut greeting).unwrap();
     assert_eq!(greeting, b"greetings");
-    let data = random_bytes(6, 300_000);
+    let data = pseudo_random(6, 300_000);
     stream.write_all(&data).unwrap();
     stream.shutdown(Shutdown::Write).unwrap();
     let got = rx.recv_timeout(PATIENCE).expect("the server's report");

@@ -2,61 +2,21 @@
 //! `distrod-portproxy.service` starts on the Windows side), run under Wine and forwarding
 //! to a server on 127.0.0.1.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::portproxy::{connect, echo_server, exchange};
 use crate::support::archive::{pseudo_random, sha256_hex};
 use crate::support::wine::wine;
-
-/// An echo server on 127.0.0.1: each connection gets back what it sent, then EOF.
-fn echo_server() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind the echo server");
-    let port = listener.local_addr().unwrap().port();
-    thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            thread::spawn(move || {
-                let mut s = stream;
-                let mut buf = [0u8; 64 * 1024];
-                loop {
-                    match s.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            if s.write_all(&buf[..n]).is_err() {
-                                break;
-                            }
-                        }
-                    }
-                }
-                let _ = s.shutdown(Shutdown::Write);
-            });
-        }
-    });
-    port
-}
-
-/// Sends `data` through `port`, shuts down the sending side, and returns what came back.
-fn round_trip(port: u16, data: Vec<u8>) -> Vec<u8> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the relay");
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let mut w = s.try_clone().unwrap();
-    let sender = thread::spawn(move || {
-        w.write_all(&data).expect("send through the relay");
-        w.shutdown(Shutdown::Write).expect("half-close");
-    });
-    let mut got = Vec::new();
-    s.read_to_end(&mut got).expect("read the echo");
-    sender.join().unwrap();
-    got
-}
 
 #[test]
 fn the_relay_forwards_under_wine_and_stops_when_its_input_ends() {
     let Some(wine) = wine() else {
         return;
     };
-    let target = echo_server();
+    let target = echo_server().port();
     let mut child = wine
         .program(wine.exe().to_str().unwrap())
         .args([
@@ -100,7 +60,8 @@ fn the_relay_forwards_under_wine_and_stops_when_its_input_ends() {
                 };
                 let data = pseudo_random(i + 1, len);
                 let want = sha256_hex(&data);
-                let got = round_trip(listen, data);
+                let stream = connect(([127, 0, 0, 1], listen).into());
+                let got = exchange(&stream, &data);
                 (len, got.len(), want, sha256_hex(&got))
             })
         })
