@@ -71,9 +71,9 @@ cargo_args=("$command" --locked --target "$target" --target-dir "$target_dir")
 # without debug info a debug build is a few MB instead of some 200, and builds faster.
 export CARGO_PROFILE_DEV_DEBUG=0 CARGO_PROFILE_DEV_STRIP=symbols
 if [[ "$command" == test ]]; then
-    # The unit tests (the binary's own); each test executable runs under Wine.
+    # The unit tests (the library's and the binary's); each test executable runs under Wine.
     command -v wine >/dev/null || die "--test needs wine (apt-get install wine wine64)"
-    cargo_args+=(--bins)
+    cargo_args+=(--lib --bins)
     export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=wine WINEDEBUG=-all
 fi
 [[ "$profile" == release ]] && cargo_args+=(--release)

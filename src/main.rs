@@ -1,24 +1,9 @@
 //! distrod: parse the command line, set up logging, dispatch, turn an error into one line
 //! and an exit code. No logic lives here.
 
-mod account;
-mod cli;
-mod commands;
 #[cfg(target_os = "linux")]
-mod config;
-mod embedded;
-mod fsutil;
-mod image;
-mod interrupt;
-#[cfg(target_os = "linux")]
-mod linux;
-mod overlay;
-mod portproxy;
-mod ui;
-mod version;
-#[cfg(windows)]
-mod windows;
-mod wsl;
+use distrod::linux;
+use distrod::{cli, commands, interrupt};
 
 use std::process::ExitCode;
 

@@ -1,0 +1,21 @@
+//! distrod as a library: every module of the binary, so that the fuzz targets (fuzz/) and
+//! the binary (src/main.rs) share one implementation of each parser and rule.
+
+pub mod account;
+pub mod cli;
+pub mod commands;
+#[cfg(target_os = "linux")]
+pub mod config;
+pub mod embedded;
+pub mod fsutil;
+pub mod image;
+pub mod interrupt;
+#[cfg(target_os = "linux")]
+pub mod linux;
+pub mod overlay;
+pub mod portproxy;
+pub mod ui;
+pub mod version;
+#[cfg(windows)]
+pub mod windows;
+pub mod wsl;
