@@ -159,7 +159,7 @@ pub struct ExecArgs {
         trailing_var_arg = true,
         allow_hyphen_values = true
     )]
-    pub command: Vec<String>,
+    pub command: Vec<std::ffi::OsString>,
 }
 
 #[cfg(target_os = "linux")]

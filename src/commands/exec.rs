@@ -24,7 +24,7 @@ pub fn run(args: &ExecArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         user: args.user.clone(),
         cwd: args.workdir.clone(),
         caller_cwd: std::env::current_dir().ok(),
-        caller_env: std::env::vars().collect(),
+        caller_env: std::env::vars_os().collect(),
         pass_env: config.pass_env,
         ..Default::default()
     };

@@ -69,7 +69,7 @@ fn systemctl(pid: i32, args: &[&str], ui: &Ui) -> Option<String> {
     let cmd = enter::Command {
         argv: std::iter::once("systemctl")
             .chain(args.iter().copied())
-            .map(String::from)
+            .map(std::ffi::OsString::from)
             .collect(),
         capture: true,
         ..Default::default()

@@ -15,10 +15,11 @@
 //! forwarding signals), then sends the exit code; EOF without one means the container
 //! went away (255).
 
-use std::ffi::CString;
+use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -34,9 +35,11 @@ use super::{Context, Error, Result, cgroup, interop, logind, shim, sys};
 use crate::ui::Ui;
 
 /// What to run.
+/// Every value that comes from the caller is bytes (`OsString`): arguments, environment
+/// and paths need not be UTF-8, and nothing on this path may fail (or panic) on them.
 #[derive(Debug, Clone, Default)]
 pub struct Command {
-    pub argv: Vec<String>,
+    pub argv: Vec<OsString>,
     /// The file to execute when it is not `argv[0]` looked up in PATH (a login shell:
     /// `/bin/bash` with `argv[0]` `-bash`).
     pub program: Option<PathBuf>,
@@ -48,7 +51,7 @@ pub struct Command {
     /// The caller's working directory (tried when `cwd` is None).
     pub caller_cwd: Option<PathBuf>,
     /// Caller environment variables passed through (see [`PASSED_ENV`]).
-    pub caller_env: Vec<(String, String)>,
+    pub caller_env: Vec<(OsString, OsString)>,
     /// More variable names to pass through (`session.pass_env` in /etc/distrod.toml).
     pub pass_env: Vec<String>,
     /// Capture stdout (stderr goes to /dev/null) instead of sharing the caller's stdio.
@@ -76,19 +79,20 @@ pub const PASSED_ENV: [&str; 13] = [
     "WT_PROFILE_ID",
 ];
 
-fn passed(key: &str, extra: &[String]) -> bool {
-    PASSED_ENV.contains(&key) || key.starts_with("LC_") || extra.iter().any(|e| e == key)
+fn passed(key: &[u8], extra: &[String]) -> bool {
+    PASSED_ENV.iter().any(|p| p.as_bytes() == key)
+        || key.starts_with(b"LC_")
+        || extra.iter().any(|e| e.as_bytes() == key)
 }
 
 /// The caller's PATH entries under Windows drive mounts (`/mnt/c/...`).
-fn windows_path(caller_path: Option<&str>) -> Vec<&str> {
+fn windows_path(caller_path: Option<&[u8]>) -> Vec<&[u8]> {
     caller_path
-        .unwrap_or("")
-        .split(':')
-        .filter(|d| {
-            let b = d.as_bytes();
+        .unwrap_or_default()
+        .split(|b| *b == b':')
+        .filter(|b| {
             b.len() >= 6
-                && d.starts_with("/mnt/")
+                && b.starts_with(b"/mnt/")
                 && b[5].is_ascii_lowercase()
                 && (b.len() == 6 || b[6] == b'/')
         })
@@ -123,53 +127,66 @@ pub struct SessionVars<'a> {
     pub session_id: Option<&'a str>,
     /// The session's `/run/WSL/<pid>_interop`.
     pub interop: Option<&'a Path>,
-    pub caller_env: &'a [(String, String)],
+    pub caller_env: &'a [(OsString, OsString)],
     pub pass_env: &'a [String],
 }
 
 /// The session's environment: a clean one, as login(1) would build it, plus what the
 /// caller passes on (see [`PASSED_ENV`]).
-pub fn session_env(user: &User, v: &SessionVars) -> Vec<String> {
+pub fn session_env(user: &User, v: &SessionVars) -> Vec<OsString> {
     let mut path = if user.uid == 0 {
         "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
     } else {
         "/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games"
     }
-    .to_string();
+    .as_bytes()
+    .to_vec();
     let caller_path = v
         .caller_env
         .iter()
         .find(|(k, _)| k == "PATH")
-        .map(|(_, p)| p.as_str());
+        .map(|(_, p)| p.as_bytes());
     for d in windows_path(caller_path) {
-        path.push(':');
-        path.push_str(d);
+        path.push(b':');
+        path.extend_from_slice(d);
     }
     let (runtime_dir, session_id) = (v.runtime_dir, v.session_id);
-    let mut env = vec![
-        format!("PATH={path}"),
-        format!("HOME={}", user.home.display()),
-        format!("USER={}", user.name),
-        format!("LOGNAME={}", user.name),
-        format!("SHELL={}", user.shell),
-    ];
+    let mut path_var = b"PATH=".to_vec();
+    path_var.extend_from_slice(&path);
+    let mut env: Vec<OsString> = vec![OsString::from_vec(path_var)];
+    env.extend(
+        [
+            format!("HOME={}", user.home.display()),
+            format!("USER={}", user.name),
+            format!("LOGNAME={}", user.name),
+            format!("SHELL={}", user.shell),
+        ]
+        .map(OsString::from),
+    );
     if let Some(dir) = runtime_dir {
-        env.push(format!("XDG_RUNTIME_DIR={dir}"));
-        env.push(format!("DBUS_SESSION_BUS_ADDRESS=unix:path={dir}/bus"));
+        env.push(format!("XDG_RUNTIME_DIR={dir}").into());
+        env.push(format!("DBUS_SESSION_BUS_ADDRESS=unix:path={dir}/bus").into());
     }
     if let Some(id) = session_id {
-        env.push(format!("XDG_SESSION_ID={id}"));
+        env.push(format!("XDG_SESSION_ID={id}").into());
         env.push("XDG_SESSION_TYPE=tty".into());
         env.push("XDG_SESSION_CLASS=user".into());
     }
     if let Some(p) = v.interop {
-        env.push(format!("WSL_INTEROP={}", p.display()));
+        let mut e = OsString::from("WSL_INTEROP=");
+        e.push(p.as_os_str());
+        env.push(e);
     }
     env.extend(
         v.caller_env
             .iter()
-            .filter(|(k, _)| passed(k, v.pass_env))
-            .map(|(k, v)| format!("{k}={v}")),
+            .filter(|(k, _)| passed(k.as_bytes(), v.pass_env))
+            .map(|(k, v)| {
+                let mut e = k.clone();
+                e.push("=");
+                e.push(v);
+                e
+            }),
     );
     env
 }
@@ -339,6 +356,12 @@ fn reaper(
     ui: &Ui,
 ) -> i32 {
     let _ = nix::unistd::setsid();
+    // Root's process working for the session, about to take over its terminal: a Ctrl-Z,
+    // Ctrl-C or hang-up from it must not stop or kill this process while it holds the
+    // session list's lock or talks to logind. Once the command runs, the forwarded
+    // signals get handlers that pass them on; the job-control ones stay ignored here (the
+    // command gets them from the terminal itself).
+    super::procstate::ignore_terminal_signals();
     // A terminal session (an interactive `wsl -d`): the terminal becomes the controlling
     // terminal of this new session, so that the shell gets job control and a hang-up of
     // the terminal reaches it. It is taken over from the caller's session (arg 1, as
@@ -446,37 +469,30 @@ fn reaper(
 /// WSLg in a user's runtime directory, as WSL's own systemd support does: `wayland-0` and
 /// `pulse/native` linked to WSLg's sockets, so WAYLAND_DISPLAY and PulseAudio's default
 /// work with logind's XDG_RUNTIME_DIR.
+///
+/// The runtime directory belongs to the user, who may rename and replace anything in it
+/// at any moment: root works there only through descriptors (each directory opened with
+/// O_NOFOLLOW and its owner checked, entries made relative to it), never by path, so no
+/// swapped-in symlink can lead it elsewhere.
 fn wslg_links(runtime: &str, user: &User) {
     let wslg = Path::new("/mnt/wslg");
     if !wslg.is_dir() {
         return;
     }
-    let dir = Path::new(runtime);
-    let own = |p: &Path| {
-        let _ = nix::unistd::fchownat(
-            nix::fcntl::AT_FDCWD,
-            p,
-            Some(user.uid.into()),
-            Some(user.gid.into()),
-            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-        );
+    let Some(dir) = sys::open_dir_owned(None, Path::new(runtime), user.uid) else {
+        return;
     };
     let wayland = wslg.join("runtime-dir/wayland-0");
-    let link = dir.join("wayland-0");
-    if wayland.exists() && std::os::unix::fs::symlink(&wayland, &link).is_ok() {
-        own(&link);
+    if wayland.exists() {
+        let _ = sys::symlink_owned(&dir, &wayland, "wayland-0", user.uid, user.gid);
     }
     let pulse = wslg.join("PulseServer");
-    if pulse.exists() {
-        // Only a `pulse` directory made here: the user owns the runtime directory, and a
-        // `pulse` symlink of theirs must not lead root to write elsewhere.
-        let pdir = dir.join("pulse");
-        if std::fs::create_dir(&pdir).is_ok() {
-            own(&pdir);
-            let link = pdir.join("native");
-            if std::os::unix::fs::symlink(&pulse, &link).is_ok() {
-                own(&link);
-            }
+    // Only a `pulse` directory made here (a user's own one is theirs to set up), opened
+    // again by descriptor: it must still be the root-owned directory just made.
+    if pulse.exists() && sys::mkdir_at(&dir, "pulse", 0o700).is_ok() {
+        if let Some(pdir) = sys::open_dir_owned(Some(&dir), Path::new("pulse"), 0) {
+            let _ = sys::symlink_owned(&pdir, &pulse, "native", user.uid, user.gid);
+            let _ = nix::unistd::fchown(&pdir, Some(user.uid.into()), Some(user.gid.into()));
         }
     }
 }
@@ -497,7 +513,7 @@ fn exec_command(
     user: &User,
     groups: &[u32],
     cwd: &Path,
-    env: &[String],
+    env: &[OsString],
     out: Option<OwnedFd>,
 ) -> ! {
     shim::reset_signals();
@@ -527,17 +543,12 @@ fn exec_command(
         }
         let _ = nix::unistd::chdir(&user.home).or_else(|_| nix::unistd::chdir("/"));
     }
-    let to_c = |v: &[String]| -> Vec<CString> {
-        v.iter()
-            .map(|s| CString::new(s.as_str()).unwrap_or_default())
-            .collect()
-    };
-    let argv = to_c(&cmd.argv);
-    let envp = to_c(env);
+    let argv = to_cstrings(&cmd.argv);
+    let envp = to_cstrings(env);
     // execvpe(3) searches PATH of *our* environment: point it at the session's PATH.
-    if let Some(p) = env.iter().find_map(|e| e.strip_prefix("PATH=")) {
+    if let Some(p) = env.iter().find_map(|e| e.as_bytes().strip_prefix(b"PATH=")) {
         // SAFETY: single-threaded child.
-        unsafe { std::env::set_var("PATH", p) };
+        unsafe { std::env::set_var("PATH", OsStr::from_bytes(p)) };
     }
     let e = match &cmd.program {
         Some(p) => {
@@ -547,7 +558,18 @@ fn exec_command(
         None => nix::unistd::execvpe(&argv[0], &argv, &envp).unwrap_err(),
     };
     let code = if e == Errno::ENOENT { 127 } else { 126 };
-    fail(format!("{}: {}", cmd.argv[0], e.desc()), code)
+    fail(
+        format!("{}: {}", cmd.argv[0].to_string_lossy(), e.desc()),
+        code,
+    )
+}
+
+/// C strings of arguments or `K=V` entries; an interior NUL (which the kernel never
+/// passes) becomes an empty string rather than a failure.
+pub fn to_cstrings(v: &[OsString]) -> Vec<CString> {
+    v.iter()
+        .map(|s| CString::new(s.as_bytes()).unwrap_or_default())
+        .collect()
 }
 
 /// tini: the exit code, or 128+signal.
@@ -577,17 +599,28 @@ mod tests {
             home: "/home/distrod".into(),
             shell: "/bin/bash".into(),
         };
-        let passed = vec![
-            ("TERM".to_string(), "xterm".to_string()),
-            ("SECRET".to_string(), "x".to_string()),
-            ("WSL_INTEROP".to_string(), "/run/WSL/9_interop".to_string()),
-            ("LC_TIME".to_string(), "C".to_string()),
-            ("MINE".to_string(), "1".to_string()),
+        let passed: Vec<(OsString, OsString)> = [
+            ("TERM", "xterm"),
+            ("SECRET", "x"),
+            ("WSL_INTEROP", "/run/WSL/9_interop"),
+            ("LC_TIME", "C"),
+            ("MINE", "1"),
             (
-                "PATH".to_string(),
-                "/usr/bin:/mnt/c/Windows/System32:/mnt/cdrom:/mnt/d:/home/x/bin".to_string(),
+                "PATH",
+                "/usr/bin:/mnt/c/Windows/System32:/mnt/cdrom:/mnt/d:/home/x/bin",
             ),
-        ];
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.into(), v.into()))
+        .chain([
+            // Bytes that are not UTF-8 pass unchanged, in names and values.
+            (
+                OsString::from("LANG"),
+                OsString::from_vec(b"de\xff".to_vec()),
+            ),
+            (OsString::from_vec(b"LC_\xfe".to_vec()), OsString::from("x")),
+        ])
+        .collect();
         let vars = SessionVars {
             runtime_dir: Some("/run/user/1000"),
             session_id: Some("3"),
@@ -595,25 +628,31 @@ mod tests {
             caller_env: &passed,
             pass_env: &["MINE".to_string()],
         };
-        assert_eq!(
-            session_env(&u, &vars),
-            [
-                "PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games\
+        let env: Vec<Vec<u8>> = session_env(&u, &vars)
+            .into_iter()
+            .map(OsString::into_vec)
+            .collect();
+        let expected: Vec<Vec<u8>> = [
+            "PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games\
                  :/mnt/c/Windows/System32:/mnt/d",
-                "HOME=/home/distrod",
-                "USER=distrod",
-                "LOGNAME=distrod",
-                "SHELL=/bin/bash",
-                "XDG_RUNTIME_DIR=/run/user/1000",
-                "DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/1000/bus",
-                "XDG_SESSION_ID=3",
-                "XDG_SESSION_TYPE=tty",
-                "XDG_SESSION_CLASS=user",
-                "WSL_INTEROP=/run/WSL/42_interop",
-                "TERM=xterm",
-                "LC_TIME=C",
-                "MINE=1",
-            ]
-        );
+            "HOME=/home/distrod",
+            "USER=distrod",
+            "LOGNAME=distrod",
+            "SHELL=/bin/bash",
+            "XDG_RUNTIME_DIR=/run/user/1000",
+            "DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/1000/bus",
+            "XDG_SESSION_ID=3",
+            "XDG_SESSION_TYPE=tty",
+            "XDG_SESSION_CLASS=user",
+            "WSL_INTEROP=/run/WSL/42_interop",
+            "TERM=xterm",
+            "LC_TIME=C",
+            "MINE=1",
+        ]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .chain([b"LANG=de\xff".to_vec(), b"LC_\xfe=x".to_vec()])
+        .collect();
+        assert_eq!(env, expected);
     }
 }

@@ -22,7 +22,7 @@
 //! runs with the caller's ids (the shell, the working directory, the interop socket
 //! lookup).
 
-use std::ffi::{CStr, CString};
+use std::ffi::{CStr, CString, OsString};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -30,7 +30,7 @@ use std::time::Duration;
 use nix::unistd::{Gid, Uid};
 
 use super::interop::{self, Caller};
-use super::launch::{self, Options, Outcome, Tuning};
+use super::launch::{self, Options, Tuning};
 use super::{Context, Error, Result, accounts, enter, stop};
 use crate::config::Config;
 use crate::ui::Ui;
@@ -66,10 +66,14 @@ pub fn drop_setuid() {
 }
 
 /// Runs as the login shell `shell` (see the module doc). Returns the session's exit code.
+///
+/// Everything the caller hands over (arguments, environment, working directory) is
+/// taken as bytes. Root's work for the session runs where the caller cannot stop or
+/// signal it: the launch in a detached child ([`launch::launch_detached`]), the session
+/// reaper in a session of its own inside the container ([`enter`]); this process, in the
+/// caller's session, only waits and forwards signals.
 pub fn run(shell: String) -> ExitCode {
-    let argv: Vec<String> = std::env::args_os()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
+    let argv: Vec<OsString> = std::env::args_os().collect();
     let caller = Caller::current();
     if super::inside_container() {
         exec_plain(&shell, &argv, &caller, None);
@@ -107,8 +111,8 @@ pub fn run(shell: String) -> ExitCode {
         wait: Some(Duration::from_secs(config.boot_timeout)),
         tuning: Tuning::from_config(&config),
     };
-    let pid = match launch::launch(&opts) {
-        Ok(Outcome::Started { state, .. } | Outcome::AlreadyRunning(state)) => state.pid,
+    let pid = match launch::launch_detached(&opts) {
+        Ok(state) => state.pid,
         Err(e) => return fallback(format!("cannot start systemd: {}", super::chain(&e))),
     };
     let socket = interop::session_socket(&caller);
@@ -118,9 +122,7 @@ pub fn run(shell: String) -> ExitCode {
         user: Some(caller.uid.to_string()),
         cwd: None,
         caller_cwd: std::env::current_dir().ok(),
-        caller_env: std::env::vars_os()
-            .map(|(k, v)| (k.to_string_lossy().into(), v.to_string_lossy().into()))
-            .collect(),
+        caller_env: std::env::vars_os().collect(),
         pass_env: config.pass_env.clone(),
         capture: false,
     };
@@ -146,7 +148,7 @@ fn become_root() -> Result<()> {
 
 /// The plain shell, outside the container, as the caller; `why` is said in one line
 /// first. Never returns.
-fn exec_plain(shell: &str, argv: &[String], caller: &Caller, why: Option<&str>) -> ! {
+fn exec_plain(shell: &str, argv: &[OsString], caller: &Caller, why: Option<&str>) -> ! {
     if let Some(why) = why {
         eprintln!("distrod: {why}; this session runs outside the systemd container");
     }
@@ -164,10 +166,7 @@ fn exec_plain(shell: &str, argv: &[String], caller: &Caller, why: Option<&str>) 
     }
     super::shim::reset_signals();
     let prog = CString::new(shell).unwrap_or_default();
-    let args: Vec<CString> = argv
-        .iter()
-        .map(|a| CString::new(a.as_str()).unwrap_or_default())
-        .collect();
+    let args = enter::to_cstrings(argv);
     let e = nix::unistd::execv(&prog, &args).unwrap_err();
     eprintln!("distrod: cannot run {shell}: {}", e.desc());
     std::process::exit(if e == nix::errno::Errno::ENOENT {

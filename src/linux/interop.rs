@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 
 use nix::mount::{MntFlags, umount2};
 
-use super::{Context, Error, Result};
+use super::{Context, Result};
 
 pub const RUN_WSL: &str = "/run/WSL";
 pub const SESSIONS: &str = "/run/distrod/sessions";
@@ -213,13 +213,14 @@ impl Entry {
         let link = entry_path(pid);
         // A leftover of an earlier reaper with our pid.
         remove_entry(&link, &dir);
+        // Root's until the socket is attached, and never writable by the user: an entry
+        // the user could add files to would let them fill the container's /run, and one
+        // they could rename in would let them redirect what root mounts.
         fs::DirBuilder::new()
             .mode(0o700)
             .create(&dir)
             .ctx(|| format!("create {}", dir.display()))?;
         let entry = Entry { pid, dir };
-        nix::unistd::chown(&entry.dir, Some(uid.into()), Some(gid.into()))
-            .ctx(|| format!("chown {}", entry.dir.display()))?;
         let sock = entry.dir.join("interop");
         fs::OpenOptions::new()
             .write(true)
@@ -243,6 +244,7 @@ impl Entry {
             return Err(nix::errno::Errno::last())
                 .ctx(|| format!("attach the session's interop socket at {}", sock.display()));
         }
+        let_user_search(&entry.dir, uid, gid)?;
         std::os::unix::fs::symlink(&sock, &link).ctx(|| format!("create {}", link.display()))?;
         let one = entry_path(1);
         if fs::metadata(&one).is_err() {
@@ -275,10 +277,70 @@ impl Entry {
     }
 }
 
+/// The session's user may pass through `dir` (to reach its socket) and do nothing else
+/// there: a POSIX ACL entry `user:UID:--x` on the root-owned 0700 directory. Where the
+/// file system has no ACLs, the directory is handed to the user instead (who may then
+/// also create entries in it).
+fn let_user_search(dir: &Path, uid: u32, gid: u32) -> Result<()> {
+    if uid == 0 {
+        return Ok(());
+    }
+    match nix_setxattr(dir, "system.posix_acl_access", &search_acl(uid)) {
+        Ok(()) => Ok(()),
+        Err(nix::errno::Errno::EOPNOTSUPP) => {
+            tracing::debug!(
+                "no POSIX ACLs on {}: handing it to uid {uid}",
+                dir.display()
+            );
+            nix::unistd::chown(dir, Some(uid.into()), Some(gid.into()))
+                .ctx(|| format!("chown {}", dir.display()))
+        }
+        Err(e) => Err(e).ctx(|| format!("let uid {uid} search {}", dir.display())),
+    }
+}
+
+/// The extended attribute of a POSIX ACL (include/uapi/linux/posix_acl_xattr.h: version
+/// 2, then `{tag: u16, perm: u16, id: u32}` little-endian, sorted by tag): the owner rwx,
+/// the named user `uid` search only, the group and others nothing, the mask search.
+pub fn search_acl(uid: u32) -> Vec<u8> {
+    const UNDEFINED: u32 = u32::MAX;
+    let entries: [(u16, u16, u32); 5] = [
+        (0x01, 7, UNDEFINED), // ACL_USER_OBJ
+        (0x02, 1, uid),       // ACL_USER
+        (0x04, 0, UNDEFINED), // ACL_GROUP_OBJ
+        (0x10, 1, UNDEFINED), // ACL_MASK
+        (0x20, 0, UNDEFINED), // ACL_OTHER
+    ];
+    let mut v = 2u32.to_le_bytes().to_vec();
+    for (tag, perm, id) in entries {
+        v.extend_from_slice(&tag.to_le_bytes());
+        v.extend_from_slice(&perm.to_le_bytes());
+        v.extend_from_slice(&id.to_le_bytes());
+    }
+    v
+}
+
+fn nix_setxattr(path: &Path, name: &str, value: &[u8]) -> nix::Result<()> {
+    let p =
+        CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| nix::errno::Errno::EINVAL)?;
+    let n = CString::new(name).map_err(|_| nix::errno::Errno::EINVAL)?;
+    // SAFETY: lsetxattr(2) with C strings and a buffer of the length given.
+    let r = unsafe {
+        libc::lsetxattr(
+            p.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    nix::errno::Errno::result(r).map(drop)
+}
+
 fn remove_entry(link: &Path, dir: &Path) {
     let _ = fs::remove_file(link);
     let sock = dir.join("interop");
-    let _ = umount2(&sock, MntFlags::MNT_DETACH);
+    let _ = umount2(&sock, MntFlags::MNT_DETACH | MntFlags::UMOUNT_NOFOLLOW);
     let _ = fs::remove_file(&sock);
     let _ = fs::remove_dir(dir);
 }
@@ -321,17 +383,18 @@ fn newest_live_entry() -> Option<u32> {
     best.map(|(_, p)| p)
 }
 
-/// Serialises changes to /run/WSL between sessions.
-fn lock() -> Result<nix::fcntl::Flock<fs::File>> {
+/// Serialises changes to /run/WSL between sessions; held only for a few file operations,
+/// and waited for at most [`LOCK_WAIT`].
+fn lock() -> Result<fs::File> {
     fs::create_dir_all(SESSIONS).ctx(|| format!("create {SESSIONS}"))?;
     fs::create_dir_all(RUN_WSL).ctx(|| format!("create {RUN_WSL}"))?;
-    let f =
-        fs::File::create(format!("{SESSIONS}/.lock")).ctx(|| "create the session lock".into())?;
-    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| Error::Sys {
-        what: "lock the session list".into(),
-        source: e,
-    })
+    let path = format!("{SESSIONS}/.lock");
+    let f = fs::File::create(&path).ctx(|| "create the session lock".into())?;
+    super::sys::flock_bounded(&f, LOCK_WAIT, &path)?;
+    Ok(f)
 }
+
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[cfg(test)]
 mod tests {
@@ -361,6 +424,68 @@ mod tests {
             a.first().copied(),
             Some(nix::unistd::getppid().as_raw() as u32)
         );
+    }
+
+    #[test]
+    fn the_search_acl_is_what_setfacl_writes() {
+        // `setfacl -m u:1000:x,m::x,g::-,o::- d` on a 0700 directory, read back with
+        // getfattr -e hex -n system.posix_acl_access.
+        let hex: String = search_acl(1000)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            hex,
+            "02000000\
+             01000700ffffffff\
+             02000100e8030000\
+             04000000ffffffff\
+             10000100ffffffff\
+             20000000ffffffff"
+        );
+    }
+
+    /// A directory made the way a session's is: its user may search it, not write to it.
+    #[test]
+    fn a_session_directory_is_searchable_only() {
+        if !nix::unistd::geteuid().is_root() {
+            assert!(std::env::var_os("CI").is_none(), "needs root, and CI is set");
+            eprintln!("skipping: switching to another uid needs root");
+            return;
+        }
+        let d = tempfile::tempdir_in("/dev/shm").unwrap();
+        let dir = d.path().join("s");
+        fs::DirBuilder::new().mode(0o700).create(&dir).unwrap();
+        fs::write(dir.join("f"), "x").unwrap();
+        let_user_search(&dir, 4242, 4242).unwrap();
+        let m = fs::metadata(&dir).unwrap();
+        assert_eq!(m.uid(), 0, "still root's (tmpfs has ACLs)");
+        assert_eq!(m.permissions().mode() & 0o777, 0o710);
+        let (r, w) = std::io::pipe().unwrap();
+        // A forked child as uid 4242 tries to read a file in it, and to create one.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                let code = (|| {
+                    nix::unistd::setgid(4242.into()).ok()?;
+                    nix::unistd::setuid(4242.into()).ok()?;
+                    let read = fs::read_to_string(dir.join("f")).is_ok();
+                    let create = fs::write(dir.join("g"), "y").is_ok();
+                    Some(u8::from(read) | (u8::from(create) << 1))
+                })()
+                .unwrap_or(4);
+                let _ = std::io::Write::write_all(&mut &w, &[code]);
+                unsafe { libc::_exit(0) }
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                drop(w);
+                let mut b = [9u8];
+                let _ = std::io::Read::read_exact(&mut &r, &mut b);
+                let _ = nix::sys::wait::waitpid(child, None);
+                // The ACL gives search, not read of the listing: the file's own mode
+                // (0644) decides; creating is refused.
+                assert_eq!(b[0], 1, "read bit 1, create bit 2, setup failure 4");
+            }
+        }
     }
 
     #[test]

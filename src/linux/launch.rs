@@ -7,9 +7,11 @@
 //! intermediate exits at once, so systemd is re-parented to the distro's init: nothing of
 //! the caller (terminal, process group, session) stays attached to it.
 
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::IpAddr;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -19,7 +21,7 @@ use nix::unistd::{ForkResult, fork, setsid};
 
 use super::mounts::{self, Inputs};
 use super::state::{self, NAMESPACES, NOTIFY_SOCKET, State};
-use super::{Context, Error, Result, cgroup, shim, stop, sys};
+use super::{Context, Error, Result, cgroup, procstate, shim, stop, sys};
 
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -56,27 +58,75 @@ const SERVICE_ENV: [&str; 5] = [
 ];
 
 /// Whoever starts the container (any user, through the login hook) sets these variables
-/// for root's services: only plain values are taken (a distro name, `:0`, `wayland-0`,
-/// `unix:/mnt/wslg/PulseServer`, `WSLENV`'s `NAME/flags:...`), no URLs or other hosts.
-fn plain_value(v: &str) -> bool {
-    !v.is_empty()
-        && v.len() <= 256
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-:/ ".contains(&b))
-        && !v.contains("//")
-        && !v.starts_with("tcp")
+/// for root's services, so each is taken only in the form WSL itself gives it (wsl.md):
+/// `DISPLAY` `:N` (WSLg's X server), `WAYLAND_DISPLAY` `wayland-N`, `PULSE_SERVER` WSLg's
+/// socket `unix:/mnt/wslg/PulseServer`, `WSL_DISTRO_NAME` a name WSL accepts (letters,
+/// digits, `.`, `_`, `-`, at most 64), `WSLENV` `NAME[/flags]` items of environment
+/// variable names with the flags p, l, u, w, joined by `:`. Anything else (host names,
+/// addresses, paths, other sockets) is dropped.
+pub fn service_value_ok(key: &[u8], value: &[u8]) -> bool {
+    fn digits(v: &[u8]) -> bool {
+        !v.is_empty() && v.len() <= 4 && v.iter().all(u8::is_ascii_digit)
+    }
+    fn name(v: &[u8]) -> bool {
+        !v.is_empty()
+            && v.len() <= 128
+            && !v[0].is_ascii_digit()
+            && v.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+    }
+    match key {
+        b"DISPLAY" => value.strip_prefix(b":").is_some_and(digits),
+        b"WAYLAND_DISPLAY" => value.strip_prefix(b"wayland-").is_some_and(digits),
+        b"PULSE_SERVER" => value == b"unix:/mnt/wslg/PulseServer",
+        b"WSL_DISTRO_NAME" => {
+            !value.is_empty()
+                && value.len() <= 64
+                && value
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(b))
+        }
+        b"WSLENV" => {
+            !value.is_empty()
+                && value.len() <= 4096
+                && value.split(|b| *b == b':').all(|item| {
+                    let mut parts = item.splitn(2, |b| *b == b'/');
+                    let n = parts.next().unwrap_or_default();
+                    let flags = parts.next().unwrap_or_default();
+                    name(n) && flags.len() <= 4 && flags.iter().all(|f| b"pluw".contains(f))
+                })
+        }
+        _ => false,
+    }
+}
+
+/// The session values services get: [`SERVICE_ENV`] from `env`, each checked by
+/// [`service_value_ok`] (a refused one is logged at debug level).
+pub fn service_env_of(env: &[(OsString, OsString)]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for key in SERVICE_ENV {
+        let Some((_, v)) = env.iter().find(|(k, _)| k.as_bytes() == key.as_bytes()) else {
+            continue;
+        };
+        match std::str::from_utf8(v.as_bytes()) {
+            Ok(text) if service_value_ok(key.as_bytes(), v.as_bytes()) => {
+                out.push((key.to_string(), text.to_string()))
+            }
+            _ => tracing::debug!(key, value = ?v, "not passed on to services"),
+        }
+    }
+    out
 }
 
 impl Tuning {
+    /// From /etc/distrod.toml and this process's environment (which may hold any bytes).
     pub fn from_config(config: &crate::config::Config) -> Tuning {
+        let env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
         Tuning {
             dns: config.dns.clone(),
             mask: config.mask.clone(),
             unmask: config.unmask.clone(),
             rehook: config.rehook,
-            session_env: std::env::vars()
-                .filter(|(k, v)| SERVICE_ENV.contains(&k.as_str()) && plain_value(v))
-                .collect(),
+            session_env: service_env_of(&env),
         }
     }
 
@@ -183,8 +233,12 @@ fn clone_flags() -> CloneFlags {
         | CloneFlags::CLONE_NEWCGROUP
 }
 
-/// Starts the container unless it runs; concurrent calls start it exactly once (the
-/// others wait on the lock, then find it running).
+/// Starts the container unless it runs; concurrent calls start it exactly once.
+///
+/// The state lock is held only while systemd is started and recorded, not while it boots,
+/// so that `stop` (and every other launch) never waits for a boot: the launcher waits for
+/// READY=1 after releasing it and then marks the record ready; a concurrent call finds the
+/// record and waits for that mark ([`wait_marked_ready`]) for as long as its own `wait`.
 pub fn launch(opts: &Options) -> Result<Outcome> {
     let rootfs = match &opts.rootfs {
         Some(dir) => {
@@ -201,17 +255,66 @@ pub fn launch(opts: &Options) -> Result<Outcome> {
         }
         None => None,
     };
-    let lock = state::lock()?;
-    if let Some(st) = state::load(&lock) {
-        if st.is_alive() {
-            return Ok(Outcome::AlreadyRunning(st));
+    let t0 = Instant::now();
+    let (st, notify) = {
+        let lock = state::lock()?;
+        if let Some(st) = state::load(&lock) {
+            if st.is_alive() {
+                drop(lock);
+                return wait_marked_ready(st, opts.wait).map(Outcome::AlreadyRunning);
+            }
+            tracing::debug!(
+                pid = st.pid,
+                "removing the record of a container that is gone"
+            );
+            stop::remove_leftovers(&lock, &st.cgroup)?;
         }
-        tracing::debug!(
-            pid = st.pid,
-            "removing the record of a container that is gone"
-        );
-        stop::remove_leftovers(&lock, &st.cgroup)?;
+        start(&lock, opts, rootfs)?
+    };
+    let Some(timeout) = opts.wait else {
+        return Ok(Outcome::Started {
+            state: st,
+            elapsed: t0.elapsed(),
+            ready: false,
+        });
+    };
+    if let Err(e) = wait_ready(&notify, &st, timeout) {
+        if !st.is_alive() {
+            if let Ok(lock) = state::lock() {
+                if state::load(&lock).is_some_and(|cur| same(&cur, &st)) {
+                    let _ = stop::remove_leftovers(&lock, &st.cgroup);
+                }
+            }
+        }
+        return Err(e);
     }
+    let mut st = st;
+    st.ready = true;
+    // Marked under the lock, and only if the record is still this container's (a stop may
+    // have come in between).
+    if let Ok(lock) = state::lock() {
+        if state::load(&lock).is_some_and(|cur| same(&cur, &st)) {
+            state::save(&lock, &st)?;
+        }
+    }
+    Ok(Outcome::Started {
+        state: st,
+        elapsed: t0.elapsed(),
+        ready: true,
+    })
+}
+
+fn same(a: &State, b: &State) -> bool {
+    a.pid == b.pid && a.start_time == b.start_time
+}
+
+/// Under the lock: the cgroup, the notify socket, the mount plan, systemd started and
+/// recorded (not yet ready unless nobody waits for it).
+fn start(
+    lock: &state::Lock,
+    opts: &Options,
+    rootfs: Option<PathBuf>,
+) -> Result<(State, UnixDatagram)> {
     let cg = cgroup::container_dir()?;
     if cgroup::is_populated(&cg) {
         return Err(Error::Other(format!(
@@ -253,7 +356,6 @@ pub fn launch(opts: &Options) -> Result<Outcome> {
     let steps = mounts::plan(&inputs);
     tracing::debug!(?steps, "mount plan");
 
-    let t0 = Instant::now();
     let pid = spawn(&cg, &steps)?;
     let start_time = sys::start_time(pid)
         .ok_or_else(|| Error::Other(format!("systemd (pid {pid}) exited at once")))?;
@@ -267,26 +369,103 @@ pub fn launch(opts: &Options) -> Result<Outcome> {
         rootfs: rootfs.unwrap_or_else(|| "/".into()),
         cgroup: cg,
         launched_at: state::now(),
+        ready: opts.wait.is_none(),
     };
-    state::save(&lock, &st)?;
-    let Some(timeout) = opts.wait else {
-        return Ok(Outcome::Started {
-            state: st,
-            elapsed: t0.elapsed(),
-            ready: false,
-        });
+    state::save(lock, &st)?;
+    Ok((st, notify))
+}
+
+/// A container another launch started: wait (without the lock) until its launcher has
+/// marked it ready, it exits, or `wait` runs out. `None`: return at once.
+fn wait_marked_ready(st: State, wait: Option<Duration>) -> Result<State> {
+    let Some(timeout) = wait else {
+        return Ok(st);
     };
-    if let Err(e) = wait_ready(&notify, &st, timeout) {
-        if !st.is_alive() {
-            let _ = stop::remove_leftovers(&lock, &st.cgroup);
+    let deadline = Instant::now() + timeout;
+    let mut cur = st;
+    while !cur.ready {
+        std::thread::sleep(Duration::from_millis(20));
+        match state::read() {
+            Some(now) if same(&now, &cur) => cur = now,
+            _ if cur.is_alive() => {}
+            _ => {
+                return Err(Error::Other(format!(
+                    "systemd (pid {}) exited while booting",
+                    cur.pid
+                )));
+            }
         }
-        return Err(e);
+        if !cur.ready && Instant::now() > deadline {
+            return Err(not_ready(cur.pid, timeout));
+        }
     }
-    Ok(Outcome::Started {
-        state: st,
-        elapsed: t0.elapsed(),
-        ready: true,
-    })
+    Ok(cur)
+}
+
+fn not_ready(pid: i32, timeout: Duration) -> Error {
+    Error::Other(format!(
+        "systemd (pid {pid}) did not report ready within {} s; it is still running \
+         (`distrod status`, `distrod stop`)",
+        timeout.as_secs()
+    ))
+}
+
+/// [`launch`] for the login hook, run where the calling user cannot reach it: a child in
+/// a session of its own (no controlling terminal, so no Ctrl-Z, Ctrl-C or hang-up of the
+/// user's terminal reaches it; it is root's, so the user cannot signal it either), with
+/// /dev/null for stdio (a pipe the user stops reading cannot block it), terminal signals
+/// ignored and the clean process state of [`procstate`]. The caller only waits for its
+/// one-line report; if the caller is stopped or killed, the launch still completes.
+pub fn launch_detached(opts: &Options) -> Result<State> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
+    // SAFETY: the hook is single-threaded; the child runs the launch and exits.
+    match unsafe { fork() }.ctx(|| "fork the launcher".into())? {
+        ForkResult::Child => {
+            drop(r);
+            let mut w = File::from(w);
+            let _ = setsid();
+            procstate::ignore_terminal_signals();
+            if let Ok(null) = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null")
+            {
+                for fd in 0..3 {
+                    let _ = sys::dup2_std(&null, fd);
+                }
+            }
+            procstate::clean();
+            let report = match launch(opts) {
+                Ok(Outcome::Started { state, .. } | Outcome::AlreadyRunning(state)) => {
+                    format!(
+                        "ok {}",
+                        serde_json::to_string(&state).expect("state serialises")
+                    )
+                }
+                Err(e) => format!("error {}", super::chain(&e)),
+            };
+            let _ = w.write_all(report.as_bytes());
+            // SAFETY: leave the fork without the parent's destructors.
+            unsafe { libc::_exit(0) }
+        }
+        ForkResult::Parent { child } => {
+            drop(w);
+            let mut text = String::new();
+            let read = File::from(r).read_to_string(&mut text);
+            let _ = nix::sys::wait::waitpid(child, None);
+            read.ctx(|| "read the launcher's report".into())?;
+            parse_detached(&text)
+        }
+    }
+}
+
+fn parse_detached(text: &str) -> Result<State> {
+    if let Some(e) = text.strip_prefix("error ") {
+        return Err(Error::Other(e.to_string()));
+    }
+    text.strip_prefix("ok ")
+        .and_then(|j| serde_json::from_str(j).ok())
+        .ok_or_else(|| Error::Other("the launcher exited without a report".into()))
 }
 
 /// Forks the intermediate and the shim; returns systemd's pid once it exec'd (or the
@@ -302,6 +481,9 @@ fn spawn(cg: &Path, steps: &[mounts::Step]) -> Result<i32> {
             let mut w = File::from(w);
             let res = (|| -> Result<()> {
                 setsid().ctx(|| "setsid".into())?;
+                // systemd inherits this process's state: make it the distro's, not the
+                // caller's (`distrod launch` as root, or the hook's launcher again).
+                procstate::clean();
                 // Before unshare(CLONE_NEWCGROUP): the new namespace is rooted at the
                 // cgroup the caller is in at that moment.
                 cgroup::join(cg)?;
@@ -374,12 +556,7 @@ fn wait_ready(sock: &UnixDatagram, st: &State, timeout: Duration) -> Result<()> 
             )));
         }
         if Instant::now() > deadline {
-            return Err(Error::Other(format!(
-                "systemd (pid {}) did not report ready within {} s; it is still running \
-                 (`distrod status`, `distrod stop`)",
-                st.pid,
-                timeout.as_secs()
-            )));
+            return Err(not_ready(st.pid, timeout));
         }
     }
 }
@@ -389,19 +566,63 @@ mod tests {
     use std::path::Path;
 
     #[test]
-    fn only_plain_session_values_reach_services() {
-        for ok in [
-            ":0",
-            "wayland-0",
-            "unix:/mnt/wslg/PulseServer",
-            "Ubuntu-24.04",
-            "WT_SESSION:WT_PROFILE_ID/u",
+    fn only_wsls_own_session_values_reach_services() {
+        for (k, v) in [
+            ("DISPLAY", ":0"),
+            ("DISPLAY", ":10"),
+            ("WAYLAND_DISPLAY", "wayland-0"),
+            ("PULSE_SERVER", "unix:/mnt/wslg/PulseServer"),
+            ("WSL_DISTRO_NAME", "Ubuntu-24.04"),
+            ("WSL_DISTRO_NAME", "my_distro.2"),
+            ("WSLENV", "WT_SESSION:WT_PROFILE_ID/u"),
+            ("WSLENV", "USERPROFILE/pu:GOPATH/l"),
         ] {
-            assert!(super::plain_value(ok), "{ok}");
+            assert!(
+                super::service_value_ok(k.as_bytes(), v.as_bytes()),
+                "{k}={v}"
+            );
         }
-        for bad in ["", "tcp:10.0.0.1", "unix://x", "a\nb", "$(x)", "a;b"] {
-            assert!(!super::plain_value(bad), "{bad}");
+        for (k, v) in [
+            ("DISPLAY", ""),
+            ("DISPLAY", "evil.example.org:0"),
+            ("DISPLAY", "10.0.0.1:0"),
+            ("DISPLAY", ":0.0x"),
+            ("DISPLAY", ":"),
+            ("WAYLAND_DISPLAY", "../../../etc/x"),
+            ("WAYLAND_DISPLAY", "/run/user/1000/wayland-0"),
+            ("WAYLAND_DISPLAY", "wayland-"),
+            ("PULSE_SERVER", "tcp:10.0.0.1"),
+            ("PULSE_SERVER", "unix:/tmp/../mnt/wslg/PulseServer"),
+            ("PULSE_SERVER", "unix:/home/m/sock"),
+            ("WSL_DISTRO_NAME", "x;y z"),
+            ("WSL_DISTRO_NAME", "a\nb"),
+            ("WSL_DISTRO_NAME", &"x".repeat(65)),
+            ("WSLENV", "A/x:B"),
+            ("WSLENV", "A::B"),
+            ("WSLENV", "1A"),
+            ("WSLENV", "$(x)"),
+            ("HOME", "/root"),
+        ] {
+            assert!(
+                !super::service_value_ok(k.as_bytes(), v.as_bytes()),
+                "{k}={v}"
+            );
         }
+        // Not UTF-8, or not a variable services get: dropped.
+        use std::os::unix::ffi::OsStringExt;
+        let env: Vec<(std::ffi::OsString, std::ffi::OsString)> = vec![
+            (
+                "DISPLAY".into(),
+                std::ffi::OsString::from_vec(b":\xff".to_vec()),
+            ),
+            ("WAYLAND_DISPLAY".into(), "wayland-1".into()),
+            ("PATH".into(), "/bin".into()),
+            (std::ffi::OsString::from_vec(b"X\xff".to_vec()), "1".into()),
+        ];
+        assert_eq!(
+            super::service_env_of(&env),
+            [("WAYLAND_DISPLAY".to_string(), "wayland-1".to_string())]
+        );
     }
 
     #[test]
@@ -434,5 +655,24 @@ mod tests {
             "cannot start the container: mount proc: EPERM"
         );
         assert!(super::parse_report("").is_err());
+    }
+
+    #[test]
+    fn detached_reports() {
+        let st = super::State {
+            pid: 7,
+            start_time: 9,
+            namespaces: Default::default(),
+            rootfs: "/".into(),
+            cgroup: "/sys/fs/cgroup/distrod".into(),
+            launched_at: 1.0,
+            ready: true,
+        };
+        let ok = format!("ok {}", serde_json::to_string(&st).unwrap());
+        assert_eq!(super::parse_detached(&ok).unwrap(), st);
+        let e = super::parse_detached("error cannot start: x").unwrap_err();
+        assert_eq!(e.to_string(), "cannot start: x");
+        assert!(super::parse_detached("").is_err());
+        assert!(super::parse_detached("ok {").is_err());
     }
 }

@@ -22,6 +22,7 @@ pub mod launch;
 pub mod logind;
 pub mod logon;
 pub mod mounts;
+pub mod procstate;
 pub mod shim;
 pub mod state;
 pub mod stop;

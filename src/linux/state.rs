@@ -6,6 +6,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +17,10 @@ pub const STATE_DIR: &str = "/run/distrod";
 pub const NOTIFY_SOCKET: &str = "/run/distrod/distrod.notify";
 const STATE_FILE: &str = "/run/distrod/state.json";
 const LOCK_FILE: &str = "/run/distrod/lock";
+/// The longest anyone waits for the lock. Its holders are short: a launch holds it while
+/// it starts systemd and records it (not while systemd boots), a stop while systemd powers
+/// off (at most its timeout and the SIGKILL after it).
+pub const LOCK_WAIT: Duration = Duration::from_secs(60);
 
 /// The namespaces a container has and `exec` joins, in the order it joins them: the pid
 /// namespace before the mount namespace, whose /proc then shows the container's pids.
@@ -34,6 +39,14 @@ pub struct State {
     pub cgroup: PathBuf,
     /// Seconds since the Unix epoch.
     pub launched_at: f64,
+    /// systemd reported READY=1 to the launcher. A record written by an older distrod
+    /// has no such field: its container was ready before the record was written.
+    #[serde(default = "yes")]
+    pub ready: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl State {
@@ -61,7 +74,7 @@ impl Drop for Lock {
 }
 
 /// Creates /run/distrod (root only, 0700) and takes the lock, waiting for another
-/// launch or stop to finish.
+/// launch or stop to finish, at most [`LOCK_WAIT`].
 pub fn lock() -> Result<Lock> {
     if !Path::new(STATE_DIR).is_dir() {
         fs::DirBuilder::new()
@@ -79,7 +92,7 @@ pub fn lock() -> Result<Lock> {
             .custom_flags(libc::O_CLOEXEC)
             .open(LOCK_FILE)
             .ctx(|| format!("open {LOCK_FILE}"))?;
-        sys::flock_exclusive(&file)?;
+        sys::flock_bounded(&file, LOCK_WAIT, LOCK_FILE)?;
         // flock(2) locks an inode, not a path: if the holder before us unlinked the file,
         // our lock is on an orphan and a newcomer could lock a new file at the same path.
         let ours = file.metadata().map(|m| m.ino()).ok();
@@ -150,8 +163,12 @@ mod tests {
             rootfs: "/".into(),
             cgroup: "/sys/fs/cgroup/distrod".into(),
             launched_at: 1.5,
+            ready: false,
         };
         let j = serde_json::to_string(&s).unwrap();
         assert_eq!(serde_json::from_str::<State>(&j).unwrap(), s);
+        // A record of an older distrod, written once systemd was ready.
+        let old = j.replace(",\"ready\":false", "");
+        assert!(serde_json::from_str::<State>(&old).unwrap().ready);
     }
 }

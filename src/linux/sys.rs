@@ -54,16 +54,118 @@ pub fn cloexec_from(first: u32) {
     unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) };
 }
 
-/// flock(2) exclusive, blocking: the lock lives as long as the open file description.
-pub fn flock_exclusive(f: &File) -> Result<()> {
+/// flock(2) exclusive, waiting at most `timeout`: every lock distrod takes is shared with
+/// processes other users start (the login hook), so no wait may be unbounded. On timeout
+/// the error names the holder ([`lock_holder`]); `what` names the lock in messages.
+pub fn flock_bounded(f: &File, timeout: Duration, what: &str) -> Result<()> {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut pause = Duration::from_millis(1);
     loop {
         // SAFETY: valid fd.
-        let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
+        let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         match Errno::result(r) {
+            Ok(_) => return Ok(()),
             Err(Errno::EINTR) => continue,
-            r => return r.map(drop).ctx(|| "lock /run/distrod/lock".into()),
+            Err(Errno::EWOULDBLOCK) => {}
+            Err(e) => return Err(e).ctx(|| format!("lock {what}")),
         }
+        if std::time::Instant::now() >= deadline {
+            let holder = lock_holder(f).unwrap_or_else(|| "another process".into());
+            return Err(Error::Other(format!(
+                "{what} is still held by {holder} after {} s; giving up",
+                timeout.as_secs()
+            )));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
     }
+}
+
+/// Who holds the flock(2) on `f`'s inode, from /proc/locks: `pid N (COMMAND)`.
+pub fn lock_holder(f: &File) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = f.metadata().ok()?;
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    let pid = holder_in(&locks, libc::major(m.dev()), libc::minor(m.dev()), m.ino())?;
+    let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let cmd: Vec<String> = cmd
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .take(4)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    Some(if cmd.is_empty() {
+        format!("pid {pid}")
+    } else {
+        format!("pid {pid} ({})", cmd.join(" "))
+    })
+}
+
+/// The pid holding a FLOCK on device `major:minor`, inode `ino` in a /proc/locks text
+/// (proc(5): `1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF`; blocked waiters are
+/// listed as `1: -> FLOCK ...` and skipped; the device is in hex).
+pub fn holder_in(locks: &str, major: u32, minor: u32, ino: u64) -> Option<i32> {
+    locks.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.get(1) != Some(&"FLOCK") {
+            return None;
+        }
+        let mut id = f.get(5)?.split(':');
+        let ma = u32::from_str_radix(id.next()?, 16).ok()?;
+        let mi = u32::from_str_radix(id.next()?, 16).ok()?;
+        let i: u64 = id.next()?.parse().ok()?;
+        let pid: i32 = f.get(4)?.parse().ok()?;
+        (ma == major && mi == minor && i == ino && pid > 0).then_some(pid)
+    })
+}
+
+/// Opens the directory `path` (relative to `at`, or absolute/cwd-relative when None)
+/// without following a symlink in its last component, and only if `owner` owns it: for
+/// root working in a directory somebody else controls.
+pub fn open_dir_owned(at: Option<&OwnedFd>, path: &Path, owner: u32) -> Option<OwnedFd> {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let base = at.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
+    // SAFETY: openat with a valid directory fd (or AT_FDCWD) and a C string.
+    let fd = unsafe {
+        libc::openat(
+            base,
+            c.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: a fresh fd from the kernel.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let st = nix::sys::stat::fstat(&fd).ok()?;
+    (st.st_uid == owner).then_some(fd)
+}
+
+/// mkdirat(2) of one entry in a directory held open.
+pub fn mkdir_at(dir: &OwnedFd, name: &str, mode: u32) -> nix::Result<()> {
+    nix::sys::stat::mkdirat(dir, name, nix::sys::stat::Mode::from_bits_truncate(mode))
+}
+
+/// symlinkat(2) `name -> target` in a directory held open, then owned by `uid`/`gid`
+/// (fchownat with AT_SYMLINK_NOFOLLOW: the link itself, whatever it points at).
+pub fn symlink_owned(
+    dir: &OwnedFd,
+    target: &Path,
+    name: &str,
+    uid: u32,
+    gid: u32,
+) -> nix::Result<()> {
+    nix::unistd::symlinkat(target, dir, name)?;
+    nix::unistd::fchownat(
+        dir,
+        name,
+        Some(uid.into()),
+        Some(gid.into()),
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
 }
 
 /// Whether `path` is on a read-only mount (statvfs(3) ST_RDONLY).
@@ -232,6 +334,36 @@ mod tests {
             "4242 (a (b) c) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
         assert_eq!(super::parse_start_time(stat), Some(987654));
         assert_eq!(super::parse_start_time("1 (x) S 0"), None);
+    }
+
+    #[test]
+    fn lock_holders_from_proc_locks() {
+        let locks = "1: POSIX  ADVISORY  WRITE 77 00:1a:99 0 EOF\n\
+                     2: FLOCK  ADVISORY  WRITE 4242 00:1a:99 0 EOF\n\
+                     2: -> FLOCK  ADVISORY  WRITE 4343 00:1a:99 0 EOF\n\
+                     3: FLOCK  ADVISORY  WRITE 5151 fd:01:99 0 EOF\n";
+        assert_eq!(super::holder_in(locks, 0, 0x1a, 99), Some(4242));
+        assert_eq!(super::holder_in(locks, 0xfd, 1, 99), Some(5151));
+        assert_eq!(super::holder_in(locks, 0, 0x1a, 98), None);
+        assert_eq!(super::holder_in("garbage\n1: FLOCK x\n", 0, 0, 0), None);
+    }
+
+    #[test]
+    fn a_bounded_lock_names_its_holder() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("lock");
+        let a = std::fs::File::create(&path).unwrap();
+        let b = std::fs::File::open(&path).unwrap();
+        let t = std::time::Duration::from_millis(100);
+        super::flock_bounded(&a, t, "the test lock").unwrap();
+        let e = super::flock_bounded(&b, t, "the test lock")
+            .unwrap_err()
+            .to_string();
+        let me = format!("pid {}", std::process::id());
+        assert!(e.starts_with("the test lock is still held by "), "{e}");
+        assert!(e.contains(&me), "{e}");
+        drop(a);
+        super::flock_bounded(&b, t, "the test lock").unwrap();
     }
 }
 

@@ -68,29 +68,28 @@ pub fn hand_over(sock: &OwnedFd, reaper: i32) {
     ptrs.push(std::ptr::null());
     // Anything buffered for stdout would be lost by the exec.
     let _ = std::io::Write::flush(&mut std::io::stdout());
+    // No environment: waiting needs none, and after the login hook this process is root
+    // with the caller's environment, which must not reach a fresh image of the binary
+    // (a root exec is not AT_SECURE, so the C library would honour GLIBC_TUNABLES & co).
+    let empty_env: [*const libc::c_char; 1] = [std::ptr::null()];
     let set = forwarded_set();
     // SAFETY: an all-zero sigset_t is a valid (empty) set.
     let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
     // SAFETY: plain syscalls on our own fd and signal mask; argv is NUL-terminated and
-    // outlives execve; the environment is the process's own.
+    // outlives execve; the environment is empty.
     unsafe {
         libc::sigprocmask(libc::SIG_BLOCK, &set, &mut old);
         // The socket must survive the exec (it was opened close-on-exec).
         if libc::fcntl(fd, libc::F_SETFD, 0) == 0 {
-            libc::execve(c"/proc/self/exe".as_ptr(), ptrs.as_ptr(), environ_ptr());
+            libc::execve(
+                c"/proc/self/exe".as_ptr(),
+                ptrs.as_ptr(),
+                empty_env.as_ptr(),
+            );
             libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
         }
         libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
     }
-}
-
-fn environ_ptr() -> *const *const libc::c_char {
-    unsafe extern "C" {
-        static environ: *const *const libc::c_char;
-    }
-    // SAFETY: reading libc's environment pointer; nothing changes it concurrently (the
-    // process is single-threaded here).
-    unsafe { environ }
 }
 
 /// Unmaps this process's pages of the executable's read-only segments (code, read-only
