@@ -32,11 +32,21 @@ pub fn enable(args: &EnableArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    if !install::running_installed() {
-        let done = install::install(ui).context("cannot install distrod")?;
-        tracing::debug!(?done, "installed");
+    // Always (install changes nothing when all is in place): it also puts right a binary
+    // placed by hand, which sessions can use only when it is root's and setuid.
+    let was_setuid = install::installed_setuid();
+    let done = install::install(ui).context("cannot install distrod")?;
+    tracing::debug!(?done, "installed");
+    if !install::installed_setuid() {
+        bail!(
+            "{} is not a root-owned setuid file (mode 4755) after installing; sessions could \
+             not enter the container: run `sudo distrod install` and look at what it says",
+            linux::INSTALLED_BINARY
+        );
+    }
+    if done.copied || !was_setuid {
         ui.status(format_args!(
-            "installed distrod as {}",
+            "installed distrod as {} (setuid root)",
             linux::INSTALLED_BINARY
         ));
     }

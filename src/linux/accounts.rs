@@ -15,7 +15,10 @@
 //! - its shell field is a login shell: listed in /etc/shells, or empty (which means
 //!   /bin/sh), and not a nologin, false, sync, halt or shutdown program (by basename).
 //!
-//! An account whose shell is already an alias stays as it is. An account whose shell changed
+//! An account whose shell is already an alias stays as it is when the rule would hook its
+//! real shell; otherwise (an alias set by hand for a shell that is not listed in
+//! /etc/shells, or for an account outside the range) it is reported as left alone and
+//! enable makes no alias and no /etc/shells line for it. An account whose shell changed
 //! since (chsh to another listed shell, a user added later) is hooked to the new shell's
 //! alias by the next enable, so enable is idempotent and can be run again at any time.
 //!
@@ -391,7 +394,18 @@ fn classify(uid: u32, shell: &[u8], listed: &HashSet<String>, defs: LoginDefs) -
         };
     };
     if let Some(real) = real_of(shell) {
-        return Verdict::Hooked(real);
+        // Adopted only where enable would have hooked the real shell itself: a hand-set
+        // alias of a shell that is not a listed login shell (or of an account outside the
+        // range) is reported, and gets no alias and no /etc/shells line.
+        return match classify(uid, real.as_bytes(), listed, defs) {
+            Verdict::Hook(..) => Verdict::Hooked(real),
+            Verdict::Skip(why) => {
+                Verdict::Skip(format!("its shell is distrod's alias of {real}: {why}"))
+            }
+            Verdict::Hooked(_) | Verdict::Ignore => Verdict::Skip(format!(
+                "its shell is distrod's alias of {real}, but uid {uid} is outside the hooked range"
+            )),
+        };
     }
     if !defs.hooks_uid(uid) {
         return Verdict::Ignore;
@@ -968,6 +982,45 @@ mod tests {
         assert_eq!(mode("/opt/distrod/alias/usr/bin"), 0o755);
         assert_eq!(mode("/opt/distrod"), 0o755);
         assert!(is_enabled(t.root()));
+    }
+
+    /// Aliases set by hand are adopted only for shells and accounts the rule hooks.
+    #[test]
+    fn hand_set_aliases_follow_the_rule() {
+        let passwd = "m:x:1001:1001::/home/m:/opt/distrod/alias/usr/bin/fish\n\
+            n:x:1002:1002::/home/n:/opt/distrod/alias/bin/bash\n\
+            s:x:999:999::/:/opt/distrod/alias/bin/bash\n\
+            z:x:1003:1003::/:/opt/distrod/alias/usr/sbin/nologin\n";
+        let t = Tree::new(passwd, Some(SHELLS_TEXT));
+        let s = enable(t.root()).unwrap();
+        assert_eq!(names(&s.hooked), ["n"]);
+        assert_eq!(
+            s.skipped,
+            [
+                (
+                    "m",
+                    "its shell is distrod's alias of /usr/bin/fish: shell /usr/bin/fish is \
+                     not listed in /etc/shells"
+                ),
+                (
+                    "s",
+                    "its shell is distrod's alias of /bin/bash, but uid 999 is outside the \
+                     hooked range"
+                ),
+                (
+                    "z",
+                    "its shell is distrod's alias of /usr/sbin/nologin: shell \
+                     /usr/sbin/nologin is not a login shell"
+                ),
+            ]
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        );
+        assert_eq!(t.read(PASSWD), passwd, "nothing to change in passwd");
+        assert_eq!(
+            t.read(SHELLS),
+            format!("{SHELLS_TEXT}/opt/distrod/alias/bin/bash\n")
+        );
+        assert!(!t.path(&alias_of("/usr/bin/fish")).exists());
     }
 
     #[test]

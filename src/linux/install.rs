@@ -437,6 +437,12 @@ fn install_binary() -> Result<bool> {
     Ok(true)
 }
 
+/// Whether the installed binary is what the login hook needs: a regular file, root's,
+/// mode 04755.
+pub fn installed_setuid() -> bool {
+    fs::symlink_metadata(INSTALLED_BINARY).is_ok_and(|m| m.is_file() && is_mode(&m, BINARY_MODE))
+}
+
 /// Whether the installed binary exists, is 04755 root:root and has `other`'s contents.
 fn installed_is(other: &Path) -> Result<bool> {
     let Ok(m) = fs::symlink_metadata(INSTALLED_BINARY) else {
