@@ -80,9 +80,10 @@ impl Caller {
 
 /// The candidate socket paths of the calling session, in `/init`'s order:
 /// `$WSL_INTEROP`, then `/run/WSL/<pid>_interop` for each ancestor.
-pub fn candidates(wsl_interop: Option<&str>, ancestors: &[u32]) -> Vec<PathBuf> {
+pub fn candidates(wsl_interop: Option<&std::ffi::OsStr>, ancestors: &[u32]) -> Vec<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
     let mut v: Vec<PathBuf> = wsl_interop
-        .filter(|p| p.starts_with('/'))
+        .filter(|p| p.as_bytes().starts_with(b"/"))
         .map(PathBuf::from)
         .into_iter()
         .collect();
@@ -117,7 +118,7 @@ pub fn parent_of(pid: u32) -> Option<u32> {
 /// Finds the calling session's interop socket (outside the container) and clones it as a
 /// detached mount, or None when the session has none the caller may use.
 pub fn session_socket(caller: &Caller) -> Option<OwnedFd> {
-    let env = std::env::var("WSL_INTEROP").ok();
+    let env = std::env::var_os("WSL_INTEROP");
     for path in candidates(env.as_deref(), &ancestors()) {
         match clone_socket(&path, caller) {
             Ok(Some(fd)) => {
@@ -403,7 +404,7 @@ mod tests {
     #[test]
     fn candidates_follow_inits_order() {
         assert_eq!(
-            candidates(Some("/run/WSL/7_interop"), &[42, 7, 1]),
+            candidates(Some("/run/WSL/7_interop".as_ref()), &[42, 7, 1]),
             [
                 PathBuf::from("/run/WSL/7_interop"),
                 "/run/WSL/42_interop".into(),
@@ -412,7 +413,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            candidates(Some("relative"), &[1]),
+            candidates(Some("relative".as_ref()), &[1]),
             [PathBuf::from("/run/WSL/1_interop")]
         );
     }
@@ -449,7 +450,10 @@ mod tests {
     #[test]
     fn a_session_directory_is_searchable_only() {
         if !nix::unistd::geteuid().is_root() {
-            assert!(std::env::var_os("CI").is_none(), "needs root, and CI is set");
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "needs root, and CI is set"
+            );
             eprintln!("skipping: switching to another uid needs root");
             return;
         }
