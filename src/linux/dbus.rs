@@ -153,6 +153,9 @@ fn parse_header(raw: &[u8], fields_end: usize) -> Result<Header> {
     Ok(h)
 }
 
+/// libdbus's default reply timeout (DBUS_TIMEOUT_USE_DEFAULT).
+const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(25);
+
 pub struct Connection {
     sock: UnixStream,
     serial: u32,
@@ -165,6 +168,11 @@ impl Connection {
     /// passing and says Hello.
     pub fn system() -> Result<Connection> {
         let mut sock = UnixStream::connect(SYSTEM_BUS)?;
+        // A session's reaper waits on these calls: bounded like D-Bus's own default
+        // method-call timeout, so a bus or logind that never answers costs one session
+        // its logind session, not its login.
+        sock.set_read_timeout(Some(CALL_TIMEOUT))?;
+        sock.set_write_timeout(Some(CALL_TIMEOUT))?;
         let uid = nix::unistd::geteuid().as_raw().to_string();
         let hex: String = uid.bytes().map(|b| format!("{b:02x}")).collect();
         sock.write_all(format!("\0AUTH EXTERNAL {hex}\r\n").as_bytes())?;
