@@ -90,6 +90,9 @@ pub fn run(shell: String) -> ExitCode {
     if let Err(e) = become_root() {
         exec_plain(&shell, &argv, &caller, Some(&e.to_string()));
     }
+    // Root now, and still in the caller's foreground job until the session's reaper takes
+    // the terminal over: a Ctrl-Z must not leave a root process stopped.
+    super::procstate::ignore_job_control();
     let config = match crate::config::load() {
         Ok(c) => c,
         Err(e) => {

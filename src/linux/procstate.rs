@@ -248,6 +248,16 @@ pub const TERMINAL_SIGNALS: [libc::c_int; 6] = [
     libc::SIGHUP,
 ];
 
+/// Ignores the job-control signals only (SIGTSTP, SIGTTIN, SIGTTOU): for root's process
+/// that stays in the caller's session to wait for the session (the caller may still end
+/// their own login with Ctrl-C, but never leaves a root process stopped).
+pub fn ignore_job_control() {
+    for s in &TERMINAL_SIGNALS[..3] {
+        // SAFETY: SIG_IGN installs no handler.
+        unsafe { libc::signal(*s, libc::SIG_IGN) };
+    }
+}
+
 /// Ignores [`TERMINAL_SIGNALS`] and SIGPIPE (a caller's closed pipe must not kill root's
 /// work either).
 pub fn ignore_terminal_signals() {
