@@ -11,11 +11,14 @@
 //!   interop socket (`WSL_INTEROP`, else a walk up the parent pids), sends the arguments and
 //!   prints the answer and `via <socket>`. Exit 2: no socket; 3: connect failed; 4: bad
 //!   answer.
+//! - `fakewsl pty [--stop-after MS] [--timeout MS] [--until FILE] -- CMD...` runs CMD as
+//!   the foreground job of a new pseudo-terminal and can press Ctrl-Z on it (see pty.rs).
 //! - `fakewsl echo ADDR` serves TCP echo; `fakewsl send ADDR BYTES` checks an echo of
 //!   BYTES bytes through it (prints `ok BYTES`).
 
 mod accounts;
 mod client;
+mod pty;
 mod relay;
 mod session;
 mod tcp;
@@ -25,10 +28,23 @@ use std::process::ExitCode;
 const USAGE: &str =
     "usage: fakewsl relay --user NAME [--cwd DIR] [--log FILE] [--env K=V]... [-- CMD...]
        fakewsl client [ARGS...]
+       fakewsl pty [--stop-after MS] [--timeout MS] [--until FILE] -- CMD...
        fakewsl echo ADDR
        fakewsl send ADDR BYTES";
 
 fn main() -> ExitCode {
+    // `pty` takes its command as bytes; everything else is text.
+    let raw: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if raw.first().is_some_and(|a| a == "pty") {
+        let code = match pty::parse(&raw[1..]).and_then(pty::run) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("fakewsl pty: {e}\n{USAGE}");
+                1
+            }
+        };
+        return ExitCode::from(u8::try_from(code).unwrap_or(255));
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let code = match args.first().map(String::as_str) {
         Some("relay") => match parse_relay(&args[1..]).and_then(relay::run) {

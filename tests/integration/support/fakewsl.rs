@@ -171,6 +171,20 @@ impl FakeWsl {
         self.sandbox.run(&relay_argv(user, cmd))
     }
 
+    /// [`FakeWsl::session`] with `env` (`K=V` items: the relay's `--env`, which sets K, or
+    /// removes it when V is empty) over WSL's session environment, killed after `timeout`
+    /// (`None` status in the output then).
+    pub fn session_with(&self, user: &str, cmd: &str, env: &[&str], timeout: Duration) -> Output {
+        self.sandbox
+            .run_with_timeout(&relay_argv_with(user, cmd, env), timeout)
+    }
+
+    /// The command [`FakeWsl::session_with`] runs, to be spawned by the caller (several at
+    /// once, or in the background); stdout and stderr piped.
+    pub fn session_command(&self, user: &str, cmd: &str, env: &[&str]) -> Command {
+        self.sandbox.command(&relay_argv_with(user, cmd, env))
+    }
+
     /// `wsl -d FakeWSL -u USER` without a command: the interactive login shell, reading
     /// `input` on its stdin (no terminal).
     pub fn login(&self, user: &str, input: &str) -> Output {
@@ -262,7 +276,16 @@ impl FakeWsl {
 }
 
 fn relay_argv<'a>(user: &'a str, cmd: &'a str) -> Vec<&'a str> {
-    vec![FAKEWSL, "relay", "--user", user, "--", cmd]
+    relay_argv_with(user, cmd, &[])
+}
+
+fn relay_argv_with<'a>(user: &'a str, cmd: &'a str, env: &[&'a str]) -> Vec<&'a str> {
+    let mut argv = vec![FAKEWSL, "relay", "--user", user];
+    for item in env {
+        argv.extend(["--env", item]);
+    }
+    argv.extend(["--", cmd]);
+    argv
 }
 
 /// `relay=R uid=U pid=P args=ARGS`.

@@ -14,6 +14,7 @@ use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -140,6 +141,98 @@ fn wait_with_deadline(child: &mut Child, timeout: Duration) -> Option<ExitStatus
             return None;
         }
         thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A command left running (stdout and stderr piped) whose output can be watched while it
+/// runs: for tests that act while something else is under way.
+pub struct Running {
+    command: String,
+    child: Child,
+    stdout: Arc<Mutex<Vec<u8>>>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    readers: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Spawns `cmd`, which must pipe stdout and stderr; `command` names it in messages.
+    pub fn spawn(mut cmd: Command, command: &str) -> Running {
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("failed to start `{command}`: {e}"));
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let out_pipe: Box<dyn Read + Send> = Box::new(child.stdout.take().expect("piped stdout"));
+        let err_pipe: Box<dyn Read + Send> = Box::new(child.stderr.take().expect("piped stderr"));
+        let readers = [(out_pipe, &stdout), (err_pipe, &stderr)]
+            .into_iter()
+            .map(|(mut pipe, sink)| {
+                let sink = Arc::clone(sink);
+                thread::spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n) = pipe.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        sink.lock().unwrap().extend_from_slice(&buf[..n]);
+                    }
+                })
+            })
+            .collect();
+        Running {
+            command: command.to_owned(),
+            child,
+            stdout,
+            stderr,
+            readers,
+        }
+    }
+
+    /// What it has written to stderr so far.
+    pub fn stderr_so_far(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
+    }
+
+    /// Waits until its stderr contains `needle`; false when `timeout` ran out first or it
+    /// exited without writing it.
+    pub fn wait_for_stderr(&mut self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.stderr_so_far().contains(needle) {
+                return true;
+            }
+            let exited = self.child.try_wait().ok().flatten().is_some();
+            if (exited && self.readers.iter().all(|r| r.is_finished()))
+                || Instant::now() >= deadline
+            {
+                return self.stderr_so_far().contains(needle);
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Whether it is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().ok().flatten().is_none()
+    }
+
+    /// Waits for it to exit (killed after `timeout`: `None` status then) and returns what it
+    /// wrote. Processes it left behind may hold its pipes: their readers are given a moment,
+    /// not waited for.
+    pub fn wait(mut self, timeout: Duration) -> Output {
+        let status = wait_with_deadline(&mut self.child, timeout);
+        let grace = Instant::now() + Duration::from_secs(2);
+        while !self.readers.iter().all(|r| r.is_finished()) && Instant::now() < grace {
+            thread::sleep(Duration::from_millis(10));
+        }
+        let text =
+            |b: &Arc<Mutex<Vec<u8>>>| String::from_utf8_lossy(&b.lock().unwrap()).into_owned();
+        Output {
+            command: self.command.clone(),
+            status,
+            stdout: text(&self.stdout),
+            stderr: text(&self.stderr),
+        }
     }
 }
 

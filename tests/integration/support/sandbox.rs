@@ -323,27 +323,45 @@ impl Sandbox {
     /// primary gid and groups (`setpriv --init-groups`), and the environment `setpriv
     /// --reset-env` gives (HOME, USER, LOGNAME, SHELL, a default PATH).
     pub fn run_as(&self, user: &str, argv: &[&str]) -> Output {
+        self.run_as_with_timeout(user, argv, RUN_TIMEOUT)
+    }
+
+    /// [`Sandbox::run_as`] with a shorter limit (`None` status in the output when it hit it).
+    pub fn run_as_with_timeout(&self, user: &str, argv: &[&str], timeout: Duration) -> Output {
+        self.run_with_timeout(&self.as_user(user, argv), timeout)
+    }
+
+    /// [`Sandbox::command`] as `user`, as [`Sandbox::run_as`] runs it.
+    pub fn command_as(&self, user: &str, argv: &[&str]) -> Command {
+        self.command(&self.as_user(user, argv))
+    }
+
+    /// The seven fields of `user`'s line (a name or uid) in the sandbox's /etc/passwd.
+    pub fn passwd_entry(&self, user: &str) -> Vec<String> {
         let passwd = self
             .read_file("/etc/passwd")
             .expect("the sandbox has /etc/passwd");
-        let gid = passwd
+        passwd
             .lines()
             .map(|l| l.split(':').collect::<Vec<_>>())
             .find(|f| f.len() == 7 && (f[0] == user || f[2] == user))
-            .map(|f| f[3].to_owned())
-            .unwrap_or_else(|| panic!("no user {user} in the sandbox's /etc/passwd"));
-        let reuid = format!("--reuid={user}");
-        let regid = format!("--regid={gid}");
-        let mut full = vec![
-            "setpriv",
-            reuid.as_str(),
-            regid.as_str(),
-            "--init-groups",
-            "--reset-env",
-            "--",
+            .map(|f| f.into_iter().map(str::to_owned).collect())
+            .unwrap_or_else(|| panic!("no user {user} in the sandbox's /etc/passwd:\n{passwd}"))
+    }
+
+    /// `setpriv` switching to `user`, then `argv`.
+    fn as_user(&self, user: &str, argv: &[&str]) -> Vec<String> {
+        let gid = &self.passwd_entry(user)[3];
+        let mut full: Vec<String> = vec![
+            "setpriv".into(),
+            format!("--reuid={user}"),
+            format!("--regid={gid}"),
+            "--init-groups".into(),
+            "--reset-env".into(),
+            "--".into(),
         ];
-        full.extend_from_slice(argv);
-        self.run(&full)
+        full.extend(argv.iter().map(|a| a.to_string()));
+        full
     }
 
     /// Runs `argv` inside the sandbox as root, as a WSL session would: in the sandbox's
@@ -355,9 +373,10 @@ impl Sandbox {
     }
 
     /// [`Sandbox::run`] with a shorter limit (`None` status in the output when it hit it).
-    pub fn run_with_timeout(&self, argv: &[&str], timeout: Duration) -> Output {
+    pub fn run_with_timeout<S: AsRef<str>>(&self, argv: &[S], timeout: Duration) -> Output {
         let mut cmd = self.command(argv);
-        let command = format!("[{}] {}", self.name, argv.join(" "));
+        let words: Vec<&str> = argv.iter().map(AsRef::as_ref).collect();
+        let command = format!("[{}] {}", self.name, words.join(" "));
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("failed to start `{command}`: {e}"));
@@ -373,7 +392,7 @@ impl Sandbox {
     }
 
     /// The command [`Sandbox::run`] spawns, with piped stdout and stderr.
-    pub fn command(&self, argv: &[&str]) -> Command {
+    pub fn command<S: AsRef<str>>(&self, argv: &[S]) -> Command {
         assert!(!argv.is_empty(), "no command to run in the sandbox");
         // nsenter joins the *sandbox* (a WSL session's view); it is never used to join a
         // container, which is what the runtime under test does.
@@ -387,7 +406,7 @@ impl Sandbox {
             .arg(BOUNDING_SET)
             .arg(&self.cgroup)
             .arg(self.pid1().to_string())
-            .args(argv)
+            .args(argv.iter().map(AsRef::as_ref))
             .env_clear()
             .env("PATH", self.inside_path)
             .env("HOME", "/root")
