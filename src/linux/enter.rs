@@ -208,6 +208,9 @@ pub fn run(pid: i32, cmd: &Command, interop: Option<&OwnedFd>, ui: &Ui) -> Resul
             .ctx(|| format!("open the container's {name} namespace"))?;
         ns.push((name, f));
     }
+    // The session's Windows drives with its own elevation (see `drives`): decided and
+    // cloned here, in the caller's mount namespace, applied after joining the container's.
+    let drives = super::drives::prepare(pid, super::drives::query_elevation());
     // init.scope once systemd has moved itself there: processes outside any unit would
     // sit in the container's root cgroup, which systemd considers its own.
     let cg = cgroup::dir_of(pid, &cgroup::cgroup2_mount()?)?;
@@ -229,7 +232,8 @@ pub fn run(pid: i32, cmd: &Command, interop: Option<&OwnedFd>, ui: &Ui) -> Resul
             drop(ours);
             let out = capture.map(|(_, w)| w);
             let mut sock = File::from(theirs);
-            if let Err(e) = join_and_fork(&ns, join, cmd, interop, out, &mut sock, ui) {
+            let res = join_and_fork(&ns, join, drives.as_ref(), cmd, interop, out, &mut sock, ui);
+            if let Err(e) = res {
                 let _ = sock.write_all(format!("e{}", super::chain(&e)).as_bytes());
             }
             // SAFETY: leave the fork without the parent's destructors.
@@ -275,9 +279,11 @@ fn hello(sock: &OwnedFd) -> Result<i32> {
 }
 
 /// A's part: runs inside the container's namespaces; returns only on error.
+#[allow(clippy::too_many_arguments)]
 fn join_and_fork(
     ns: &[(&str, File)],
     join: Option<&Path>,
+    drives: Option<&super::drives::Prepared>,
     cmd: &Command,
     interop: Option<&OwnedFd>,
     out: Option<OwnedFd>,
@@ -289,6 +295,9 @@ fn join_and_fork(
     }
     for (name, f) in ns {
         setns(f, CloneFlags::empty()).ctx(|| format!("enter the container's {name} namespace"))?;
+    }
+    if let Some(d) = drives {
+        super::drives::apply(d)?;
     }
     nix::unistd::chdir("/").ctx(|| "chdir /".into())?;
     let who = cmd.user.as_deref().unwrap_or("0");
@@ -316,7 +325,8 @@ fn join_and_fork(
             // The reaper. The hello byte carries our credentials (SO_PASSCRED on the
             // other end).
             sock.write_all(b"h").ctx(|| "say hello".into())?;
-            let code = reaper(cmd, &user, &groups, interop, out, ui);
+            let shared = !drives.is_some_and(|d| d.own_namespace);
+            let code = reaper(cmd, &user, &groups, interop, shared, out, ui);
             let _ = sock.write_all(&(code as u32).to_le_bytes());
             // SAFETY: as above.
             unsafe { libc::_exit(code & 0xff) }
@@ -347,11 +357,14 @@ fn install_forwarding() {
 }
 
 /// B: session leader and subreaper; returns the command's code (tini's rules).
+/// `shared`: the session is in the container's own mount namespace (not one of its own,
+/// see `drives`), so services may use its interop socket.
 fn reaper(
     cmd: &Command,
     user: &User,
     groups: &[u32],
     interop: Option<&OwnedFd>,
+    shared: bool,
     out: Option<OwnedFd>,
     ui: &Ui,
 ) -> i32 {
@@ -396,7 +409,7 @@ fn reaper(
         }
     }
     let entry = interop.and_then(|tree| {
-        interop::Entry::provide(tree, me, user.uid, user.gid)
+        interop::Entry::provide(tree, me, user.uid, user.gid, shared)
             .map_err(|e| {
                 ui.warn(format_args!(
                     "Windows programs cannot be started from this session: {}",

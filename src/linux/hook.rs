@@ -204,27 +204,32 @@ pub fn native_systemd() -> Option<String> {
 /// `[boot] systemd=true` in wsl.conf's ini syntax (case-insensitive keys and values,
 /// optional quotes, `#`/`;` comments).
 pub fn wsl_conf_systemd(text: &str) -> bool {
-    let mut section = String::new();
-    let mut on = false;
+    wsl_conf_value(text, "boot", "systemd").is_some_and(|v| v.eq_ignore_ascii_case("true"))
+}
+
+/// The value of `key` in `[section]` of a wsl.conf text (the last one wins; section and
+/// key names case-insensitive; quotes and trailing `#`/`;` comments removed).
+pub fn wsl_conf_value(text: &str, section: &str, key: &str) -> Option<String> {
+    let mut current = String::new();
+    let mut found = None;
     for line in text.lines() {
         let l = line.trim();
         if l.starts_with('#') || l.starts_with(';') {
             continue;
         }
         if let Some(s) = l.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
-            section = s.trim().to_ascii_lowercase();
+            current = s.trim().to_ascii_lowercase();
             continue;
         }
         let Some((k, v)) = l.split_once('=') else {
             continue;
         };
-        if section == "boot" && k.trim().eq_ignore_ascii_case("systemd") {
+        if current.eq_ignore_ascii_case(section) && k.trim().eq_ignore_ascii_case(key) {
             let v = v.split(['#', ';']).next().unwrap_or("").trim();
-            let v = v.trim_matches('"').trim();
-            on = v.eq_ignore_ascii_case("true");
+            found = Some(v.trim_matches('"').trim().to_string());
         }
     }
-    on
+    found
 }
 
 /// `disable`'s work: the shells back as they were, then the container stopped unless
@@ -282,5 +287,17 @@ mod tests {
         assert!(!wsl_conf_systemd("[boot]\n# systemd=true\ncommand=x\n"));
         assert!(!wsl_conf_systemd("[boot]\nsystemd=true\nsystemd=false\n"));
         assert!(!wsl_conf_systemd(""));
+        assert_eq!(
+            wsl_conf_value(
+                "[AutoMount]\nRoot = \"/win/\" # here\n",
+                "automount",
+                "root"
+            ),
+            Some("/win/".into())
+        );
+        assert_eq!(
+            wsl_conf_value("[boot]\nroot=/x\n", "automount", "root"),
+            None
+        );
     }
 }

@@ -38,6 +38,8 @@ use super::{Context, Result};
 
 pub const RUN_WSL: &str = "/run/WSL";
 pub const SESSIONS: &str = "/run/distrod/sessions";
+/// In a session's directory: the session has a mount namespace of its own.
+const OWN_VIEW: &str = "own-view";
 
 /// `/run/WSL/<pid>_interop`.
 pub fn entry_path(pid: u32) -> PathBuf {
@@ -207,8 +209,12 @@ pub struct Entry {
 
 impl Entry {
     /// Attaches the cloned socket for the session whose reaper is `pid` (the caller, in
-    /// the container's namespaces, as root) and owned by `uid`/`gid`.
-    pub fn provide(tree: &OwnedFd, pid: u32, uid: u32, gid: u32) -> Result<Entry> {
+    /// the container's namespaces, as root) and owned by `uid`/`gid`. `shared`: the
+    /// session is in the container's own mount namespace; a session in a namespace of its
+    /// own (another elevation, see [`super::drives`]) is marked [`OWN_VIEW`] and never
+    /// becomes `1_interop`: services must not reach its (possibly elevated) socket, and
+    /// its mount is not visible to them anyway.
+    pub fn provide(tree: &OwnedFd, pid: u32, uid: u32, gid: u32, shared: bool) -> Result<Entry> {
         let _lock = lock()?;
         let dir = PathBuf::from(format!("{SESSIONS}/{pid}"));
         let link = entry_path(pid);
@@ -247,6 +253,10 @@ impl Entry {
         }
         let_user_search(&entry.dir, uid, gid)?;
         std::os::unix::fs::symlink(&sock, &link).ctx(|| format!("create {}", link.display()))?;
+        if !shared {
+            fs::write(entry.dir.join(OWN_VIEW), "").ctx(|| "mark the session's entry".into())?;
+            return Ok(entry);
+        }
         let one = entry_path(1);
         if fs::metadata(&one).is_err() {
             point_one_at(pid)?;
@@ -343,6 +353,7 @@ fn remove_entry(link: &Path, dir: &Path) {
     let sock = dir.join("interop");
     let _ = umount2(&sock, MntFlags::MNT_DETACH | MntFlags::UMOUNT_NOFOLLOW);
     let _ = fs::remove_file(&sock);
+    let _ = fs::remove_file(dir.join(OWN_VIEW));
     let _ = fs::remove_dir(dir);
 }
 
@@ -375,6 +386,9 @@ fn newest_live_entry() -> Option<u32> {
         };
         if fs::metadata(e.path()).is_err() {
             continue; // dangling: its session is gone
+        }
+        if Path::new(&format!("{SESSIONS}/{pid}/{OWN_VIEW}")).exists() {
+            continue;
         }
         let t = m.ctime() * 1_000_000_000 + m.ctime_nsec();
         if best.is_none_or(|(bt, _)| t > bt) {

@@ -351,6 +351,7 @@ fn start(
         .then(|| PathBuf::from(super::INSTALLED_BINARY)),
         portproxy_unit: (rootfs.is_none() && Path::new(mounts::PORTPROXY_UNIT_FILE).is_file())
             .then(|| PathBuf::from(mounts::PORTPROXY_UNIT_FILE)),
+        hide_drives: hidden_drives(),
         rootfs: rootfs.clone(),
     };
     let steps = mounts::plan(&inputs);
@@ -373,6 +374,18 @@ fn start(
     };
     state::save(lock, &st)?;
     Ok((st, notify))
+}
+
+/// The launching session's Windows drives when it is not a plain session (services get
+/// the plain view only, see [`super::drives`]); none outside WSL.
+fn hidden_drives() -> Vec<PathBuf> {
+    if !super::drives::is_wsl() || super::drives::query_elevation() == Some(false) {
+        return vec![];
+    }
+    super::drives::drives_of("self", &super::drives::this_root())
+        .into_iter()
+        .map(|d| d.mount_point)
+        .collect()
 }
 
 /// A container another launch started: wait (without the lock) until its launcher has

@@ -13,6 +13,7 @@
 pub mod accounts;
 pub mod cgroup;
 pub mod dbus;
+pub mod drives;
 pub mod enter;
 pub mod firstboot;
 pub mod hook;

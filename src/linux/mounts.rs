@@ -180,6 +180,10 @@ pub struct Inputs {
     /// The port proxy's unit shipped with distrod ([`PORTPROXY_UNIT_FILE`]), when the
     /// distro has it: linked into the container's /run and started at boot.
     pub portproxy_unit: Option<PathBuf>,
+    /// Windows drives of the launching session that services must not see (it is not a
+    /// plain session, see [`super::drives`]): detached in the container (or, with a
+    /// separate rootfs, not bound into it).
+    pub hide_drives: Vec<PathBuf>,
 }
 
 /// The port proxy's unit (see `distrod portproxy`), shipped in distrod-rootfs/.
@@ -227,6 +231,11 @@ pub fn plan(inp: &Inputs) -> Vec<Step> {
     // Before pivot_root, the container's tree is under `root`; after it, at /.
     let root = inp.rootfs.clone().unwrap_or_else(|| p("/"));
     let at = |s: &str| root.join(s.trim_start_matches('/'));
+    if inp.rootfs.is_none() {
+        for d in &inp.hide_drives {
+            v.push(Step::Detach { target: d.clone() });
+        }
+    }
     if inp.rootfs.is_some() {
         // pivot_root needs the new root to be a mount point.
         v.push(Step::Bind {
@@ -262,7 +271,11 @@ pub fn plan(inp: &Inputs) -> Vec<Step> {
                 recursive: true,
             });
         }
-        for w in &inp.wsl_paths {
+        for w in inp
+            .wsl_paths
+            .iter()
+            .filter(|w| !inp.hide_drives.contains(w))
+        {
             v.push(Step::Bind {
                 source: w.clone(),
                 target: at(&w.to_string_lossy()),
@@ -383,6 +396,14 @@ pub fn plan(inp: &Inputs) -> Vec<Step> {
             new_root: r.clone(),
         });
     }
+    // Shared from here on (still a slave of the distro, so nothing goes back there): the
+    // mount namespace a session of another elevation gets is a slave copy of this one, and
+    // must receive what systemd and logind mount later (/run/user/UID, ...). systemd leaves
+    // a container's propagation as its manager set it.
+    v.push(Step::Propagation {
+        target: p("/"),
+        flags: MsFlags::MS_REC | MsFlags::MS_SHARED,
+    });
     v
 }
 
@@ -724,7 +745,35 @@ mod tests {
                 "write /run/distrod/resolv.conf",
                 "bind /run/distrod/resolv.conf /mnt/wsl/resolv.conf",
                 "bind /dev/null /dev/console",
+                "propagation /",
             ]
+        );
+    }
+
+    /// Drives of a session that is not plain go first, before anything is mounted; the
+    /// container's mounts end shared (slave copies of it follow it), still slaves of the
+    /// distro's.
+    #[test]
+    fn hidden_drives_and_the_final_propagation() {
+        let steps = plan(&Inputs {
+            hide_drives: vec!["/mnt/c".into(), "/mnt/d".into()],
+            ..Default::default()
+        });
+        let n = names(&steps);
+        assert_eq!(n[..3], ["propagation /", "detach /mnt/c", "detach /mnt/d"]);
+        assert_eq!(
+            steps.first(),
+            Some(&Step::Propagation {
+                target: "/".into(),
+                flags: MsFlags::MS_REC | MsFlags::MS_SLAVE
+            })
+        );
+        assert_eq!(
+            steps.last(),
+            Some(&Step::Propagation {
+                target: "/".into(),
+                flags: MsFlags::MS_REC | MsFlags::MS_SHARED
+            })
         );
     }
 
@@ -756,8 +805,18 @@ mod tests {
                 "symlink /srv/deb/run/systemd/system/console-getty.service",
                 "write /srv/deb/run/tmpfiles.d/tmp.conf",
                 "pivot /srv/deb",
+                "propagation /",
             ]
         );
+        // The launching session's drives hidden from services: not bound in.
+        let hidden = plan(&Inputs {
+            rootfs: Some("/srv/deb".into()),
+            wsl_paths: vec!["/init".into(), "/mnt/c".into()],
+            hide_drives: vec!["/mnt/c".into()],
+            ..Default::default()
+        });
+        assert!(!names(&hidden).contains(&"bind /mnt/c /srv/deb/mnt/c".to_string()));
+        assert!(names(&hidden).contains(&"bind /init /srv/deb/init".to_string()));
     }
 
     #[test]
