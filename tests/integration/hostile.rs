@@ -105,20 +105,6 @@ fn eventually(timeout: Duration, mut ok: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// The host pid of the container's systemd, if one runs.
-fn container_systemd(sb: &Sandbox) -> Option<i32> {
-    let inits = sb.container_inits();
-    assert!(
-        inits.len() <= 1,
-        "more than one container runs: {inits:?}\n{}",
-        sb.describe_processes()
-    );
-    inits
-        .into_iter()
-        .find(|(_, comm)| comm == "systemd")
-        .map(|(pid, _)| pid)
-}
-
 /// The end of every test: root's `distrod stop` completes within [`BOUND`], the container
 /// is stopped, no process is left in the sandbox besides its init, and no cgroup is left.
 fn assert_clean_end(wsl: &FakeWsl) {
@@ -345,7 +331,7 @@ fn ctrl_z_during_the_boot_wedges_nobody() {
     // Checked last (below), so that everything else is proven first.
     let stopped_in_hers = describe(&in_hers);
     let processes_then = sb.describe_processes();
-    let systemd = container_systemd(sb).expect("the container runs");
+    let systemd = sb.container_systemd().expect("the container runs");
     assert_eq!(stat_field(systemd, 3), "S", "systemd's state");
     assert!(
         term.is_running(),
@@ -383,7 +369,7 @@ fn stop_during_a_boot_does_not_wait_for_it() {
     slow_boot(sb, BOOT_SECS);
     let mut login = Running::spawn(wsl.session_command(MALLORY, WHERE, &[]), "mallory's login");
     assert!(
-        eventually(Duration::from_secs(15), || container_systemd(sb).is_some()),
+        eventually(Duration::from_secs(15), || sb.container_systemd().is_some()),
         "no container started for the login\n{}",
         sb.describe_processes()
     );
@@ -497,7 +483,7 @@ fn systemd_starts_from_the_distros_state_not_the_first_callers() {
     );
     assert_inside(&out, MALLORY);
 
-    let systemd = container_systemd(sb).expect("the container runs");
+    let systemd = sb.container_systemd().expect("the container runs");
     // Limits: those of the distro's PID 1 (outside the container). systemd raises its own
     // hard limit of open files (and locked memory) at start; those must at least not be
     // hers.
@@ -1002,7 +988,7 @@ fn links_to_the_binary_run_unprivileged() {
         "a look-alike alias entered the container\n{out}"
     );
     assert!(
-        container_systemd(sb).is_none(),
+        sb.container_systemd().is_none(),
         "a container was started through her links\n{}",
         sb.describe_processes()
     );
@@ -1122,7 +1108,7 @@ fn twenty_concurrent_logins_share_one_container_and_leave_nothing() {
         1,
         "logins in different containers: {namespaces:?}"
     );
-    let systemd = container_systemd(sb).expect("the container runs");
+    let systemd = sb.container_systemd().expect("the container runs");
     // Entries of a directory in the container's /run (the session list's lock file aside).
     let run = |dir: &str| {
         let mut names = list_dir(&PathBuf::from(format!("/proc/{systemd}/root{dir}")));

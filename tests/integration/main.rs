@@ -2,6 +2,7 @@
 //! and real archives built by the tests.
 
 mod create;
+mod elevation;
 mod hostile;
 mod images;
 mod install;

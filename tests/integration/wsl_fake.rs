@@ -271,12 +271,18 @@ fn sockets_belong_to_their_sessions_user() {
             .other_processes()
             .into_iter()
             .filter(|p| {
-                std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c == "sleep\n")
+                // A killed process stays a zombie until the sandbox's init reaps it.
+                let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+                stat.contains("(sleep) ") && !stat.contains("(sleep) Z")
             })
             .count()
     };
     assert_eq!(sleeps(), 2, "{}", wsl.sandbox.describe_processes());
     let killed = root.kill();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while sleeps() != 1 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     assert_eq!(sleeps(), 1, "{}", wsl.sandbox.describe_processes());
     assert_eq!(killed.code(), None, "killed by a signal\n{killed}");
     assert!(user.is_running(), "the other session died with the first");

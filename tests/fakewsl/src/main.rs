@@ -1,12 +1,15 @@
 //! A stand-in for the parts of WSL that distrod's session hook meets, for distrod's tests
 //! (never shipped):
 //!
-//! - `fakewsl relay --user NAME [--cwd DIR] [--log FILE] [--env K=V]... [-- CMD...]` is a
-//!   session's relay: a child subreaper serving `/run/WSL/<its pid>_interop` while it runs
-//!   the user's login shell from /etc/passwd (as `wsl -d`, or `wsl -u NAME -- CMD`), with
-//!   WSL's environment. Each interop request is logged as
+//! - `fakewsl relay --user NAME [--elevated] [--cwd DIR] [--log FILE] [--env K=V]...
+//!   [-- CMD...]` is a session's relay: a child subreaper serving `/run/WSL/<its
+//!   pid>_interop` while it runs the user's login shell from /etc/passwd (as `wsl -d`, or
+//!   `wsl -u NAME -- CMD`), with WSL's environment, in the mount namespace it was started
+//!   in. Each interop request is logged as
 //!   `relay=<pid> uid=<peer uid> pid=<peer pid> args=<request>` (default log
-//!   `/run/fakewsl/interop.log`). Exits with the shell's status.
+//!   `/run/fakewsl/interop.log`). WSL's binary `LxInitMessageQueryDrvfsElevated` is answered
+//!   too (the session is plain unless `--elevated`) and logged with the arguments
+//!   `<query-drvfs-elevated>` (lxinit.rs). Exits with the shell's status.
 //! - `fakewsl client [ARGS...]` is WSL's `/init` starting a Windows program: it finds the
 //!   interop socket (`WSL_INTEROP`, else a walk up the parent pids), sends the arguments and
 //!   prints the answer and `via <socket>`. Exit 2: no socket; 3: connect failed; 4: bad
@@ -18,6 +21,7 @@
 
 mod accounts;
 mod client;
+mod lxinit;
 mod pty;
 mod relay;
 mod session;
@@ -26,7 +30,8 @@ mod tcp;
 use std::process::ExitCode;
 
 const USAGE: &str =
-    "usage: fakewsl relay --user NAME [--cwd DIR] [--log FILE] [--env K=V]... [-- CMD...]
+    "usage: fakewsl relay --user NAME [--elevated] [--cwd DIR] [--log FILE] [--env K=V]...
+                     [-- CMD...]
        fakewsl client [ARGS...]
        fakewsl pty [--stop-after MS] [--timeout MS] [--until FILE] -- CMD...
        fakewsl echo ADDR
@@ -67,6 +72,7 @@ fn main() -> ExitCode {
 
 fn parse_relay(args: &[String]) -> Result<relay::RelayArgs, String> {
     let mut user = None;
+    let mut elevated = false;
     let mut cwd = None;
     let mut log = relay::DEFAULT_LOG.to_owned();
     let mut env = Vec::new();
@@ -80,6 +86,7 @@ fn parse_relay(args: &[String]) -> Result<relay::RelayArgs, String> {
         };
         match arg.as_str() {
             "--user" => user = Some(value("--user")?),
+            "--elevated" => elevated = true,
             "--cwd" => cwd = Some(value("--cwd")?),
             "--log" => log = value("--log")?,
             "--env" => env.push(value("--env")?),
@@ -92,6 +99,7 @@ fn parse_relay(args: &[String]) -> Result<relay::RelayArgs, String> {
     }
     Ok(relay::RelayArgs {
         user: user.ok_or_else(|| format!("--user is required\n{USAGE}"))?,
+        elevated,
         cwd,
         log,
         env,
@@ -114,11 +122,13 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(a.user, "u");
+        assert!(!a.elevated, "a plain session unless --elevated");
         assert_eq!(a.cwd, None);
         assert_eq!(a.log, "/l");
         assert_eq!(a.env, strings(&["A=1", "B="]));
         assert_eq!(a.cmd, strings(&["echo", "--x"]));
-        let a = parse_relay(&strings(&["--cwd", "/tmp", "--user", "root"])).unwrap();
+        let a = parse_relay(&strings(&["--cwd", "/tmp", "--user", "root", "--elevated"])).unwrap();
+        assert!(a.elevated);
         assert_eq!(a.cwd.as_deref(), Some("/tmp"));
         assert_eq!(a.log, relay::DEFAULT_LOG);
         assert!(a.cmd.is_empty());

@@ -1,6 +1,8 @@
 //! `fakewsl relay`: what WSL runs in a distro for each session. It becomes a child
 //! subreaper, serves the session's interop socket `/run/WSL/<pid>_interop`, runs the
-//! user's login shell and exits with its status.
+//! user's login shell and exits with its status. The session runs in the mount namespace
+//! the relay was started in (WSL's relay joins the elevated or the plain one); `--elevated`
+//! is what the relay answers WSL's `LxInitMessageQueryDrvfsElevated` with (see lxinit.rs).
 
 use std::ffi::CString;
 use std::fs::{self, OpenOptions};
@@ -12,6 +14,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::accounts::{self, User};
+use crate::lxinit;
 use crate::session::{self, SessionFacts};
 
 /// Where WSL keeps the sessions' interop sockets.
@@ -28,6 +31,8 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub struct RelayArgs {
     pub user: String,
+    /// The session's Windows process is elevated (a Terminal run as administrator).
+    pub elevated: bool,
     pub cwd: Option<String>,
     pub log: String,
     pub env: Vec<String>,
@@ -100,7 +105,11 @@ pub fn run(args: RelayArgs) -> Result<i32, String> {
             status = reap(shell);
         }
         if fds[0].revents != 0 {
-            socket.serve_pending(pid, &args.log);
+            socket.serve_pending(&Served {
+                relay: pid,
+                elevated: args.elevated,
+                log: &args.log,
+            });
         }
     }
     // The shell is gone; reap whatever else already exited, then leave.
@@ -299,11 +308,11 @@ impl Socket {
     }
 
     /// Answers every connection waiting to be accepted.
-    fn serve_pending(&self, relay: u32, log: &str) {
+    fn serve_pending(&self, served: &Served) {
         loop {
             match self.listener.accept() {
                 Ok((stream, _)) => {
-                    if let Err(e) = serve(stream, relay, log) {
+                    if let Err(e) = serve(stream, served) {
                         eprintln!("fakewsl relay: interop request: {e}");
                     }
                 }
@@ -324,26 +333,62 @@ impl Drop for Socket {
     }
 }
 
-/// One request: a line in, one log line, one line out.
-fn serve(stream: UnixStream, relay: u32, log: &str) -> io::Result<()> {
+/// What the relay's requests are answered with.
+struct Served<'a> {
+    /// The relay's pid (its socket is `/run/WSL/<relay>_interop`).
+    relay: u32,
+    /// The answer to WSL's elevation query.
+    elevated: bool,
+    /// The interop log.
+    log: &'a str,
+}
+
+/// One request, logged: a line in, one line out; or WSL's binary elevation query in, its
+/// binary answer out.
+fn serve(stream: UnixStream, served: &Served) -> io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
     stream.set_write_timeout(Some(CLIENT_TIMEOUT))?;
     let cred = peer_cred(&stream)?;
-    let mut line = String::new();
-    BufReader::new((&stream).take(MAX_REQUEST)).read_line(&mut line)?;
-    let Some(request) = line.strip_suffix('\n') else {
+    let mut reader = BufReader::new((&stream).take(MAX_REQUEST));
+    let log = |args: &str| {
+        append_log(
+            served.log,
+            &format!(
+                "relay={} uid={} pid={} args={args}\n",
+                served.relay, cred.uid, cred.pid
+            ),
+        )
+    };
+    // Up to four bytes, fewer when a short text line ends first.
+    let mut head = Vec::with_capacity(4);
+    while head.len() < 4 && !head.contains(&b'\n') {
+        let mut byte = [0u8];
+        if reader.read(&mut byte)? == 0 {
+            break;
+        }
+        head.push(byte[0]);
+    }
+    if head == lxinit::QUERY_PREFIX {
+        let mut message = [0u8; lxinit::HEADER_SIZE];
+        message[..4].copy_from_slice(&head);
+        reader.read_exact(&mut message[4..])?;
+        let transaction = lxinit::parse_query(&message).ok_or_else(|| {
+            io::Error::other(format!("a malformed elevation query {message:02x?}"))
+        })?;
+        log(lxinit::QUERY_LOG_ARGS)?;
+        return (&stream).write_all(&lxinit::reply(transaction, served.elevated));
+    }
+    let mut line = head;
+    if !line.ends_with(b"\n") {
+        reader.read_until(b'\n', &mut line)?;
+    }
+    let Some(request) = line.strip_suffix(b"\n") else {
         (&stream).write_all(b"error: expected one line\n")?;
         return Err(io::Error::other("the request was not one line"));
     };
-    append_log(
-        log,
-        &format!(
-            "relay={relay} uid={} pid={} args={request}\n",
-            cred.uid, cred.pid
-        ),
-    )?;
-    (&stream).write_all(format!("ok relay={relay}\n").as_bytes())
+    log(&String::from_utf8_lossy(request))?;
+    (&stream).write_all(format!("ok relay={}\n", served.relay).as_bytes())
 }
 
 fn peer_cred(stream: &UnixStream) -> io::Result<libc::ucred> {
@@ -409,4 +454,74 @@ fn random_bytes() -> [u8; 16] {
         bytes = seed.to_le_bytes();
     }
     bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Serves `request` sent on a socket pair; returns whether serving succeeded, the
+    /// answer and what was logged.
+    fn exchange(request: &[u8], elevated: bool) -> (bool, Vec<u8>, String) {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let log = std::env::temp_dir().join(format!(
+            "fakewsl-relay-test-{}-{}.log",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        ));
+        let log = log.to_str().expect("a UTF-8 temporary path").to_owned();
+        let (client, relay) = UnixStream::pair().expect("a socket pair");
+        (&client).write_all(request).expect("send the request");
+        client.shutdown(std::net::Shutdown::Write).unwrap();
+        let served = Served {
+            relay: 42,
+            elevated,
+            log: &log,
+        };
+        let served_ok = serve(relay, &served).is_ok();
+        let mut answer = Vec::new();
+        (&client).read_to_end(&mut answer).unwrap();
+        let logged = fs::read_to_string(&log).unwrap_or_default();
+        let _ = fs::remove_file(&log);
+        (served_ok, answer, logged)
+    }
+
+    #[test]
+    fn the_elevation_query_is_answered_and_logged() {
+        let query = [12, 0, 0, 0, 16, 0, 0, 0, 9, 0, 0, 0, 1, 0, 0, 0];
+        for elevated in [true, false] {
+            let (ok, answer, logged) = exchange(&query, elevated);
+            assert!(ok);
+            assert_eq!(answer, lxinit::reply(9, elevated));
+            let me = std::process::id();
+            assert_eq!(
+                logged,
+                format!(
+                    "relay=42 uid={} pid={me} args=<query-drvfs-elevated>\n",
+                    unsafe { libc::getuid() }
+                )
+            );
+        }
+        // A malformed query gets no answer and no log line.
+        let mut bad = query;
+        bad[12] = 2;
+        assert_eq!(exchange(&bad, true), (false, Vec::new(), String::new()));
+    }
+
+    #[test]
+    fn text_requests_still_work_however_short() {
+        for request in ["x", "", "cmd.exe /c echo hi"] {
+            let (ok, answer, logged) = exchange(format!("{request}\n").as_bytes(), true);
+            assert!(ok);
+            assert_eq!(String::from_utf8(answer).unwrap(), "ok relay=42\n");
+            assert!(
+                logged.ends_with(&format!(" args={request}\n")),
+                "{logged:?}"
+            );
+        }
+        let (ok, answer, logged) = exchange(b"no newline", false);
+        assert!(!ok);
+        assert_eq!(answer, b"error: expected one line\n");
+        assert_eq!(logged, "");
+    }
 }

@@ -9,6 +9,11 @@
 //!   started from Linux: it finds the socket as WSL's `/init` does (`WSL_INTEROP`, else the
 //!   parent pid walk) and the relay records the request in [`INTEROP_LOG`], which
 //!   [`FakeWsl::interop_log`] reads.
+//! - With WSL's two mount namespaces ([`FakeWsl::start_with_namespaces`]),
+//!   [`FakeWsl::session_in`] and [`FakeWsl::spawn_session_in`] open a session from an
+//!   elevated or a plain Windows process: the relay runs in the matching namespace and
+//!   answers WSL's elevation query (`LxInitMessageQueryDrvfsElevated`) accordingly; the
+//!   queries are logged as [`QUERY_LOG_ARGS`]. Other sessions are plain.
 
 use std::fs;
 use std::io::Write;
@@ -19,7 +24,7 @@ use std::sync::Mutex;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::sandbox::{FAKEWSL_INSIDE, Sandbox};
+use super::sandbox::{FAKEWSL_INSIDE, Sandbox, SandboxBuilder, pid_in_namespace};
 use super::{Output, RUN_TIMEOUT, drain, join_text, wait_with_deadline};
 
 /// The `fakewsl` binary inside a [`FakeWsl`] sandbox.
@@ -27,6 +32,9 @@ pub const FAKEWSL: &str = FAKEWSL_INSIDE;
 
 /// Where the relays record interop requests, inside the sandbox.
 pub const INTEROP_LOG: &str = "/run/fakewsl/interop.log";
+
+/// The `args` of a logged elevation query.
+pub const QUERY_LOG_ARGS: &str = "<query-drvfs-elevated>";
 
 /// Longest a spawned session may take to have its interop socket.
 const SESSION_START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -155,7 +163,22 @@ impl FakeWsl {
     /// Starts a [`wsl_like`](super::sandbox::SandboxBuilder::wsl_like) sandbox over `rootfs_tree` (never
     /// written to) with distrod where `distrod` says.
     pub fn start(rootfs_tree: &Path, distrod: DistrodAt) -> FakeWsl {
-        let mut builder = Sandbox::builder().wsl_like();
+        FakeWsl::start_with(rootfs_tree, distrod, Sandbox::builder().wsl_like())
+    }
+
+    /// [`FakeWsl::start`] with WSL's two mount namespaces
+    /// ([`wsl_namespaces`](super::sandbox::SandboxBuilder::wsl_namespaces)): the sandbox's
+    /// own is elevated when `first_elevated`, the second has the other elevation.
+    pub fn start_with_namespaces(
+        rootfs_tree: &Path,
+        distrod: DistrodAt,
+        first_elevated: bool,
+    ) -> FakeWsl {
+        let builder = Sandbox::builder().wsl_namespaces(first_elevated);
+        FakeWsl::start_with(rootfs_tree, distrod, builder)
+    }
+
+    fn start_with(rootfs_tree: &Path, distrod: DistrodAt, mut builder: SandboxBuilder) -> FakeWsl {
         if distrod == DistrodAt::Staged {
             builder = builder.distrod_not_installed();
         }
@@ -211,14 +234,33 @@ impl FakeWsl {
         }
     }
 
+    /// [`FakeWsl::session`] from an elevated (`elevated`) or a plain Windows process: the
+    /// relay runs in the matching mount namespace of a sandbox started
+    /// [`with_namespaces`](FakeWsl::start_with_namespaces) and answers WSL's elevation query
+    /// so.
+    pub fn session_in(&self, elevated: bool, user: &str, cmd: &str) -> Output {
+        self.sandbox
+            .run_in(elevated, &relay_argv_in(elevated, user, cmd))
+    }
+
     /// [`FakeWsl::session`] left running (e.g. `sleep 30`), for tests that need sessions
     /// side by side. Returns once the session's interop socket exists.
     pub fn spawn_session(&self, user: &str, cmd: &str) -> SessionChild<'_> {
         let argv = relay_argv(user, cmd);
+        self.spawn(self.sandbox.command(&argv), &argv)
+    }
+
+    /// [`FakeWsl::spawn_session`] from an elevated or a plain Windows process, as
+    /// [`FakeWsl::session_in`] opens it.
+    pub fn spawn_session_in(&self, elevated: bool, user: &str, cmd: &str) -> SessionChild<'_> {
+        let argv = relay_argv_in(elevated, user, cmd);
+        self.spawn(self.sandbox.command_in(elevated, &argv), &argv)
+    }
+
+    /// Spawns `cmd`, which runs the relay `argv`; returns once its interop socket exists.
+    fn spawn(&self, mut cmd: Command, argv: &[&str]) -> SessionChild<'_> {
         let command = format!("[{}] {}", self.sandbox.name(), argv.join(" "));
-        let mut child = self
-            .sandbox
-            .command(&argv)
+        let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("failed to start `{command}`: {e}"));
         let stdout = drain(child.stdout.take().expect("piped stdout"));
@@ -238,7 +280,7 @@ impl FakeWsl {
         let deadline = Instant::now() + SESSION_START_TIMEOUT;
         loop {
             if let Some(relay_host) = first_child(host_pid)
-                && let Some(relay) = pid_in_sandbox(relay_host)
+                && let Some(relay) = pid_in_namespace(relay_host)
                 && self
                     .sandbox
                     .path(&format!("/run/WSL/{relay}_interop"))
@@ -277,6 +319,15 @@ impl FakeWsl {
 
 fn relay_argv<'a>(user: &'a str, cmd: &'a str) -> Vec<&'a str> {
     relay_argv_with(user, cmd, &[])
+}
+
+/// The relay of a session from an elevated or a plain Windows process.
+fn relay_argv_in<'a>(elevated: bool, user: &'a str, cmd: &'a str) -> Vec<&'a str> {
+    let mut argv = relay_argv(user, cmd);
+    if elevated {
+        argv.insert(2, "--elevated");
+    }
+    argv
 }
 
 fn relay_argv_with<'a>(user: &'a str, cmd: &'a str, env: &[&'a str]) -> Vec<&'a str> {
@@ -418,18 +469,6 @@ fn children(pid: i32) -> Vec<i32> {
 
 fn first_child(pid: i32) -> Option<i32> {
     children(pid).into_iter().next()
-}
-
-/// A host pid's pid in the sandbox's namespace (second field of `NSpid`).
-fn pid_in_sandbox(host_pid: i32) -> Option<i32> {
-    fs::read_to_string(format!("/proc/{host_pid}/status"))
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("NSpid:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@
 # at the top of support/sandbox.rs.
 #
 # Usage: sandbox-init.sh DIR LOWER DISTROD HOSTNAME [--wsl-like FAKEWSL] [--distrod-at PATH]
+#                        [--wsl-namespaces elevated|plain]
+#        sandbox-init.sh --mount-drive POINT SOURCE MARKER   (inside the sandbox, see below)
 #   DIR      the sandbox's private directory: upper/, work/, merged/ and `binds`
 #            (lines `HOST-PATH<TAB>PATH-INSIDE`, bound read-only); `ready` is created in
 #            it once the sandbox is up
@@ -15,14 +17,41 @@
 #            /mnt/c/Windows, and FAKEWSL bound read-only at /opt/fakewsl/fakewsl
 #   --distrod-at PATH   bind DISTROD at PATH instead, and create no /opt/distrod (a distro
 #            before `distrod install`)
+#   --wsl-namespaces ELEVATION  (with --wsl-like) WSL's two mount namespaces: this one, the
+#            first, with the elevation ELEVATION, and a second one with the other, made by
+#            `unshare -m` from the first once its drive is mounted and kept by a keeper
+#            process (a child of PID 1 running `sleep infinity`; its pid inside is written
+#            to DIR/keeper). WSL's propagation: `/` private; /proc, /sys, /dev, /run,
+#            /mnt/wsl and /mnt/wslg shared (peers in both namespaces). Each namespace has
+#            its own Windows drive C: (see mount_drive), marker `ADMIN` or `user`.
+#   --mount-drive POINT SOURCE MARKER  only mount_drive, in the namespace it runs in (how
+#            support/sandbox.rs adds a drive later, in each namespace)
 set -euo pipefail
+
+# A Windows drive as WSL mounts it (its drvfs mounts show SOURCE `C:\` in mountinfo): here a
+# tmpfs of its own at POINT, private, holding `marker` (MARKER: which Windows token serves
+# it) and the Windows directories a session's PATH names.
+mount_drive() {
+    mkdir -p "$1"
+    mount -t tmpfs -o mode=755,size=1m "$2" "$1"
+    mount --make-private "$1"
+    echo "$3" >"$1/marker"
+    mkdir -p "$1/Windows/System32"
+}
+
+if [[ ${1:-} == --mount-drive ]]; then
+    mount_drive "$2" "$3" "$4"
+    exit 0
+fi
+
 D=$1 LOWER=$2 DISTROD=$3 NAME=$4
 shift 4
-FAKEWSL="" DISTROD_AT=/opt/distrod/bin/distrod
+FAKEWSL="" DISTROD_AT=/opt/distrod/bin/distrod NAMESPACES=""
 while [[ $# -gt 0 ]]; do
     case $1 in
         --wsl-like) FAKEWSL=$2; shift 2 ;;
         --distrod-at) DISTROD_AT=$2; shift 2 ;;
+        --wsl-namespaces) NAMESPACES=$2; shift 2 ;;
         *) echo "sandbox-init.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -85,8 +114,13 @@ if [[ -n $FAKEWSL ]]; then
     touch "$R/mnt/wslg/runtime-dir/wayland-0"
     chown -R 1000:1000 "$R/mnt/wslg/runtime-dir"
     touch "$R/mnt/wslg/PulseServer"
-    # The Windows directories a session's PATH names.
-    mkdir -p "$R/mnt/c/Windows/System32"
+    # The Windows directories a session's PATH names (on the drive itself with
+    # --wsl-namespaces, mounted below).
+    if [[ -n $NAMESPACES ]]; then
+        mkdir -p "$R/mnt/c"
+    else
+        mkdir -p "$R/mnt/c/Windows/System32"
+    fi
     # WSL's session relay and interop client.
     mkdir -p "$R/opt/fakewsl"
     touch "$R/opt/fakewsl/fakewsl"
@@ -103,6 +137,17 @@ if [[ -s $D/binds ]]; then
     done <"$D/binds"
 fi
 
+case $NAMESPACES in
+    "") ;;
+    elevated) FIRST_MARKER=ADMIN SECOND_MARKER=user ;;
+    plain) FIRST_MARKER=user SECOND_MARKER=ADMIN ;;
+    *) echo "sandbox-init.sh: --wsl-namespaces $NAMESPACES: elevated or plain" >&2; exit 2 ;;
+esac
+if [[ -n $NAMESPACES && -z $FAKEWSL ]]; then
+    echo "sandbox-init.sh: --wsl-namespaces needs --wsl-like" >&2
+    exit 2
+fi
+
 hostname "$NAME"
 ip link set lo up
 
@@ -113,12 +158,42 @@ pivot_root . .oldroot
 cd /
 umount -l /.oldroot
 rmdir /.oldroot
-# WSL's worst case: the distro's mounts are shared.
-mount --make-rshared /
-if [[ -n $FAKEWSL ]]; then
-    # WSL mounts /proc and /mnt/wsl shared in their own right, not only through `/`.
-    mount --make-shared /proc
-    mount --make-shared /mnt/wsl
+if [[ -n $NAMESPACES ]]; then
+    # WSL's propagation: the root private, its own mounts of /proc, /sys, /dev, /run,
+    # /mnt/wsl and /mnt/wslg shared, drives private.
+    mount --make-rprivate /
+    for m in /proc /sys /dev /run /mnt/wsl /mnt/wslg; do
+        mount --make-shared "$m"
+    done
+    mount_drive /mnt/c 'C:\' "$FIRST_MARKER"
+    # The second namespace, as WSL makes it: unshare(CLONE_NEWNS) from the first (shared
+    # mounts stay peers), every drive unmounted and mounted again with the other token.
+    # Kept by its first process, which ends as `sleep infinity`.
+    unshare --mount --propagation unchanged -- /bin/bash -c "set -eu
+        $(declare -f mount_drive)"'
+        umount /mnt/c
+        mount_drive /mnt/c "C:\\" "$1"
+        : >/proc/self/fd/9/second-ready
+        exec sleep infinity 9<&-' sandbox-keeper "$SECOND_MARKER" &
+    keeper=$!
+    echo "$keeper" >/proc/self/fd/9/keeper
+    for _ in $(seq 200); do
+        [[ -e /proc/self/fd/9/second-ready ]] && break
+        kill -0 "$keeper" 2>/dev/null || break
+        sleep 0.05
+    done
+    if [[ ! -e /proc/self/fd/9/second-ready ]]; then
+        echo "sandbox-init.sh: the second mount namespace did not come up" >&2
+        exit 1
+    fi
+else
+    # WSL's worst case: the distro's mounts are shared.
+    mount --make-rshared /
+    if [[ -n $FAKEWSL ]]; then
+        # WSL mounts /proc and /mnt/wsl shared in their own right, not only through `/`.
+        mount --make-shared /proc
+        mount --make-shared /mnt/wsl
+    fi
 fi
 touch /proc/self/fd/9/ready
 exec 9<&-

@@ -14,20 +14,36 @@
 //!   read-only, cgroup2 at `/sys/fs/cgroup`, a private tmpfs `/dev`, a tmpfs `/run` with
 //!   `/run/WSL`, a fake `/init`, its own hostname, the binary under test at
 //!   `/opt/distrod/bin/distrod` (read-only), `pivot_root`ed into and then made `rshared`
-//!   (what WSL does: the worst case for a runtime's mounts);
+//!   (the worst case for a runtime's mounts; [`SandboxBuilder::wsl_namespaces`] has WSL's
+//!   own propagation instead);
 //! - a PID 1 standing in for WSL's `/init`, which only reaps orphans (a bash waiting on an
 //!   idle `sleep infinity`: [`Sandbox::init_processes`]).
 //!
 //! Builder options: [`SandboxBuilder::wsl_like`] adds what WSL sessions and interop meet
 //! (shared `/proc` and `/mnt/wsl`, WSLg's `/mnt/wslg`, `/mnt/c/Windows`, and the `fakewsl`
 //! relay/client at `/opt/fakewsl/fakewsl`, see support/fakewsl.rs);
-//! [`SandboxBuilder::distrod_not_installed`] stages the binary under test at
-//! `/usr/lib/distrod-test/distrod` and leaves `/opt/distrod` absent.
+//! [`SandboxBuilder::wsl_namespaces`] adds WSL's two mount namespaces with their Windows
+//! drives (see below); [`SandboxBuilder::distrod_not_installed`] stages the binary under
+//! test at `/usr/lib/distrod-test/distrod` and leaves `/opt/distrod` absent.
+//!
+//! WSL's two mount namespaces ([`SandboxBuilder::wsl_namespaces`]): WSL's init keeps an
+//! elevated and a plain mount namespace per distro, the same tree with the Windows drives
+//! served with the administrator's token in one and the plain token in the other, and
+//! starts each session in the one matching its Windows process. Here the sandbox's own
+//! mount namespace (its PID 1's, where [`Sandbox::run`] runs) is the first, with the
+//! elevation asked for; the second is made from it by `unshare -m` once its drive is
+//! mounted (shared mounts stay peers), its drive unmounted and mounted again, and is kept
+//! by a keeper process, a child of the sandbox's PID 1 ending as `sleep infinity`
+//! ([`Sandbox::init_processes`] counts it). The propagation is WSL's: `/` private,
+//! `/proc`, `/sys`, `/dev`, `/run`, `/mnt/wsl` and `/mnt/wslg` shared, drives private. The
+//! drive `C:` is a tmpfs of its own in each namespace (source `C:\` in mountinfo, as
+//! drvfs shows it) holding `marker` (`ADMIN` or `user`) and `Windows/System32`;
+//! [`Sandbox::mount_drive`] adds one later. [`Sandbox::run_in`] runs a command in either.
 //!
 //! Dropping the sandbox kills its PID 1 (so the kernel kills everything in its pid
-//! namespace, nested containers included, and the mount namespace goes with it), waits for
-//! the cgroup to empty, removes the cgroup directories depth-first and then the overlay's
-//! directories. Nothing is mounted in the host's mount namespace at any time.
+//! namespace, nested containers and the keeper included, and the mount namespaces go with
+//! them), waits for the cgroup to empty, removes the cgroup directories depth-first and
+//! then the overlay's directories. Nothing is mounted in the host's mount namespace at any time.
 
 use std::fs;
 use std::io::ErrorKind;
@@ -70,11 +86,18 @@ pub const HOST_TOOLS: &[&str] = &["unshare", "nsenter", "setpriv", "mount", "ip"
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
+/// The text of `marker` on a drive served with the administrator's token.
+pub const ELEVATED_MARKER: &str = "ADMIN";
+/// The text of `marker` on a drive served with the plain token.
+pub const PLAIN_MARKER: &str = "user";
+
 /// What a test may add to a sandbox before it starts.
 #[derive(Default)]
 pub struct SandboxBuilder {
     binds: Vec<(PathBuf, PathBuf)>,
     wsl_like: bool,
+    /// `Some(first_elevated)`: WSL's two mount namespaces.
+    wsl_namespaces: Option<bool>,
     distrod_not_installed: bool,
 }
 
@@ -86,6 +109,16 @@ impl SandboxBuilder {
     /// at [`FAKEWSL_INSIDE`].
     pub fn wsl_like(mut self) -> SandboxBuilder {
         self.wsl_like = true;
+        self
+    }
+
+    /// [`SandboxBuilder::wsl_like`] with WSL's two mount namespaces (see the module
+    /// documentation): the sandbox's own is the first, elevated when `first_elevated`, the
+    /// second has the other elevation. Drive `C:` in each, marker [`ELEVATED_MARKER`] or
+    /// [`PLAIN_MARKER`]; WSL's propagation instead of the default mode's shared `/`.
+    pub fn wsl_namespaces(mut self, first_elevated: bool) -> SandboxBuilder {
+        self.wsl_like = true;
+        self.wsl_namespaces = Some(first_elevated);
         self
     }
 
@@ -122,6 +155,17 @@ pub struct Sandbox {
     pid1: Option<i32>,
     /// `PATH` of the commands run inside.
     inside_path: &'static str,
+    /// WSL's two mount namespaces, when asked for.
+    namespaces: Option<Namespaces>,
+}
+
+/// The two mount namespaces of a [`SandboxBuilder::wsl_namespaces`] sandbox.
+#[derive(Clone, Copy)]
+struct Namespaces {
+    /// Whether the first (the sandbox's PID 1's) is the elevated one.
+    first_elevated: bool,
+    /// The keeper of the second, host pid (a child of the sandbox's PID 1).
+    keeper: i32,
 }
 
 impl Sandbox {
@@ -177,6 +221,7 @@ impl Sandbox {
             } else {
                 INSIDE_PATH
             },
+            namespaces: None,
         };
         let d = sandbox.dir().to_path_buf();
         for sub in ["upper", "work", "merged"] {
@@ -194,6 +239,10 @@ impl Sandbox {
         if builder.wsl_like {
             options.push("--wsl-like".into());
             options.push(super::fakewsl::fakewsl_binary());
+        }
+        if let Some(first_elevated) = builder.wsl_namespaces {
+            options.push("--wsl-namespaces".into());
+            options.push(if first_elevated { "elevated" } else { "plain" }.into());
         }
         if builder.distrod_not_installed {
             options.push("--distrod-at".into());
@@ -264,6 +313,20 @@ impl Sandbox {
                 "the sandbox's init did not start"
             );
             thread::sleep(Duration::from_millis(10));
+        }
+        if let Some(first_elevated) = builder.wsl_namespaces {
+            let inside: i32 = fs::read_to_string(d.join("keeper"))
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+                .expect("the init script wrote the keeper's pid");
+            let keeper = children_of(pid1)
+                .into_iter()
+                .find(|&p| pid_in_namespace(p) == Some(inside))
+                .expect("the keeper of the second mount namespace runs");
+            sandbox.namespaces = Some(Namespaces {
+                first_elevated,
+                keeper,
+            });
         }
         sandbox
     }
@@ -374,9 +437,41 @@ impl Sandbox {
 
     /// [`Sandbox::run`] with a shorter limit (`None` status in the output when it hit it).
     pub fn run_with_timeout<S: AsRef<str>>(&self, argv: &[S], timeout: Duration) -> Output {
-        let mut cmd = self.command(argv);
+        self.run_command(self.command(argv), argv, "", timeout)
+    }
+
+    /// [`Sandbox::run`] in WSL's elevated (`elevated`) or plain mount namespace of a
+    /// [`SandboxBuilder::wsl_namespaces`] sandbox; every other namespace is the sandbox's.
+    pub fn run_in(&self, elevated: bool, argv: &[&str]) -> Output {
+        self.run_in_with_timeout(elevated, argv, RUN_TIMEOUT)
+    }
+
+    /// [`Sandbox::run_in`] with a shorter limit (`None` status in the output when it hit it).
+    pub fn run_in_with_timeout<S: AsRef<str>>(
+        &self,
+        elevated: bool,
+        argv: &[S],
+        timeout: Duration,
+    ) -> Output {
+        let tag = if elevated { " elevated" } else { " plain" };
+        self.run_command(self.command_in(elevated, argv), argv, tag, timeout)
+    }
+
+    /// [`Sandbox::run_in`] as `user`, as [`Sandbox::run_as`] runs it.
+    pub fn run_in_as(&self, elevated: bool, user: &str, argv: &[&str]) -> Output {
+        self.run_in_with_timeout(elevated, &self.as_user(user, argv), RUN_TIMEOUT)
+    }
+
+    /// Runs `cmd` (spawning `argv`) to its end or `timeout`; `tag` says where in messages.
+    fn run_command<S: AsRef<str>>(
+        &self,
+        mut cmd: Command,
+        argv: &[S],
+        tag: &str,
+        timeout: Duration,
+    ) -> Output {
         let words: Vec<&str> = argv.iter().map(AsRef::as_ref).collect();
-        let command = format!("[{}] {}", self.name, words.join(" "));
+        let command = format!("[{}{tag}] {}", self.name, words.join(" "));
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("failed to start `{command}`: {e}"));
@@ -393,6 +488,91 @@ impl Sandbox {
 
     /// The command [`Sandbox::run`] spawns, with piped stdout and stderr.
     pub fn command<S: AsRef<str>>(&self, argv: &[S]) -> Command {
+        self.command_at(self.pid1(), argv)
+    }
+
+    /// The command [`Sandbox::run_in`] spawns, with piped stdout and stderr.
+    pub fn command_in<S: AsRef<str>>(&self, elevated: bool, argv: &[S]) -> Command {
+        self.command_at(self.namespace_pid(elevated), argv)
+    }
+
+    /// A process (host pid) in WSL's elevated or plain mount namespace and every other
+    /// namespace of the sandbox: its PID 1 or the keeper of the second namespace.
+    pub fn namespace_pid(&self, elevated: bool) -> i32 {
+        let ns = self
+            .namespaces
+            .expect("a sandbox started with SandboxBuilder::wsl_namespaces");
+        if elevated == ns.first_elevated {
+            self.pid1()
+        } else {
+            ns.keeper
+        }
+    }
+
+    /// The mountinfo of WSL's elevated or plain mount namespace.
+    pub fn mountinfo_in(&self, elevated: bool) -> String {
+        let pid = self.namespace_pid(elevated);
+        fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+            .unwrap_or_else(|e| panic!("read the mountinfo of {pid}: {e}"))
+    }
+
+    /// A Windows drive mounted now (after the container started, say), as WSL's automount
+    /// would: a tmpfs of its own at `/mnt/<letter>` in both namespaces, private, with
+    /// `marker` [`ELEVATED_MARKER`] or [`PLAIN_MARKER`] (sandbox-init.sh's mount_drive).
+    pub fn mount_drive(&self, letter: char) {
+        assert!(letter.is_ascii_lowercase(), "{letter}: not a drive letter");
+        let point = format!("/mnt/{letter}");
+        let source = format!("{}:\\", letter.to_ascii_uppercase());
+        for (elevated, marker) in [(true, ELEVATED_MARKER), (false, PLAIN_MARKER)] {
+            self.run_in(
+                elevated,
+                &[
+                    "bash",
+                    "-c",
+                    INIT_SCRIPT,
+                    "sandbox-init.sh",
+                    "--mount-drive",
+                    &point,
+                    &source,
+                    marker,
+                ],
+            )
+            .success();
+        }
+    }
+
+    /// The host pid of the systemd of the container running in the sandbox, if one runs
+    /// (one at most).
+    pub fn container_systemd(&self) -> Option<i32> {
+        match self.container_inits()[..] {
+            [] => None,
+            // Its shim until it has exec'd systemd.
+            [(pid, ref comm)] => (comm == "systemd").then_some(pid),
+            ref other => panic!(
+                "more than one container runs: {other:?}\n{}",
+                self.describe_processes()
+            ),
+        }
+    }
+
+    /// Reads `inside` (absolute) as the container's systemd sees it (its mount namespace,
+    /// through `/proc/<pid>/root`): what services see. `None` when it is missing; a
+    /// container must run.
+    pub fn read_in_container(&self, inside: &str) -> Option<String> {
+        assert!(inside.starts_with('/'), "{inside}: not an absolute path");
+        let pid = self
+            .container_systemd()
+            .unwrap_or_else(|| panic!("no container runs\n{}", self.describe_processes()));
+        match fs::read_to_string(format!("/proc/{pid}/root{inside}")) {
+            Ok(text) => Some(text),
+            Err(e) if e.kind() == ErrorKind::NotFound => None,
+            Err(e) => panic!("read {inside} in the container: {e}"),
+        }
+    }
+
+    /// The command running `argv` in the namespaces of `target` (a host pid: the sandbox's
+    /// PID 1 or the keeper of its second mount namespace).
+    fn command_at<S: AsRef<str>>(&self, target: i32, argv: &[S]) -> Command {
         assert!(!argv.is_empty(), "no command to run in the sandbox");
         // nsenter joins the *sandbox* (a WSL session's view); it is never used to join a
         // container, which is what the runtime under test does.
@@ -405,7 +585,7 @@ impl Sandbox {
             )
             .arg(BOUNDING_SET)
             .arg(&self.cgroup)
-            .arg(self.pid1().to_string())
+            .arg(target.to_string())
             .args(argv.iter().map(AsRef::as_ref))
             .env_clear()
             .env("PATH", self.inside_path)
@@ -420,23 +600,18 @@ impl Sandbox {
     }
 
     /// Host PIDs of the sandbox's own init: `unshare` (outside, its parent), its PID 1 and
-    /// the idle `sleep infinity` that waits on.
+    /// the idle `sleep infinity` that waits on (and the keeper of the second mount
+    /// namespace, also a `sleep infinity`, with [`SandboxBuilder::wsl_namespaces`]).
     pub fn init_processes(&self) -> Vec<i32> {
         let pid1 = self.pid1();
         let mut pids = vec![pid1];
         pids.extend(self.unshare.as_ref().map(|c| c.id() as i32));
-        if let Ok(children) = fs::read_to_string(format!("/proc/{pid1}/task/{pid1}/children")) {
-            pids.extend(
-                children
-                    .split_whitespace()
-                    .filter_map(|p| p.parse::<i32>().ok())
-                    .filter(|p| {
-                        fs::read(format!("/proc/{p}/cmdline"))
-                            .is_ok_and(|c| c == b"sleep\0infinity\0")
-                    }),
-            );
-        }
+        pids.extend(self.namespaces.map(|ns| ns.keeper));
+        pids.extend(children_of(pid1).into_iter().filter(|p| {
+            fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c == b"sleep\0infinity\0")
+        }));
         pids.sort_unstable();
+        pids.dedup();
         pids
     }
 
@@ -620,10 +795,26 @@ fn cgroup_tree(root: &Path) -> Vec<PathBuf> {
 
 /// The first child of `pid` (its main thread's), if it has one yet.
 fn first_child(pid: i32) -> Option<i32> {
+    children_of(pid).into_iter().next()
+}
+
+/// The children of `pid`'s main thread, host pids.
+fn children_of(pid: i32) -> Vec<i32> {
     fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .ok()?
+        .unwrap_or_default()
         .split_whitespace()
-        .next()?
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// A host pid's pid in the sandbox's pid namespace (the second field of `NSpid`).
+pub fn pid_in_namespace(host_pid: i32) -> Option<i32> {
+    fs::read_to_string(format!("/proc/{host_pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))?
+        .split_whitespace()
+        .nth(1)?
         .parse()
         .ok()
 }
