@@ -276,15 +276,19 @@ pub struct Prepared {
 
 /// For a session about to enter the container whose PID 1 is `pid` (outer pid): decides
 /// the plan and clones the drives it needs, in the caller's namespace. None outside WSL
-/// or when there is nothing to do.
-pub fn prepare(pid: i32, elevated: Option<bool>) -> Option<Prepared> {
+/// or when there is nothing to do. The relay is asked (`elevated`) only when there are
+/// drives at all.
+pub fn prepare(pid: i32, elevated: impl FnOnce() -> Option<bool>) -> Option<Prepared> {
     if !is_wsl() {
         return None;
     }
     let root = this_root();
     let ours = drives_of("self", &root);
     let container = drives_of(&pid.to_string(), &root);
-    let (own_namespace, points) = match plan(elevated, &ours, &container) {
+    if ours.is_empty() && container.is_empty() {
+        return None;
+    }
+    let (own_namespace, points) = match plan(elevated(), &ours, &container) {
         Plan::Container { attach } if attach.is_empty() => return None,
         Plan::Container { attach } => (false, attach),
         Plan::Own { drives } => (true, drives),

@@ -210,7 +210,7 @@ pub fn run(pid: i32, cmd: &Command, interop: Option<&OwnedFd>, ui: &Ui) -> Resul
     }
     // The session's Windows drives with its own elevation (see `drives`): decided and
     // cloned here, in the caller's mount namespace, applied after joining the container's.
-    let drives = super::drives::prepare(pid, super::drives::query_elevation());
+    let drives = super::drives::prepare(pid, super::drives::query_elevation);
     // init.scope once systemd has moved itself there: processes outside any unit would
     // sit in the container's root cgroup, which systemd considers its own.
     let cg = cgroup::dir_of(pid, &cgroup::cgroup2_mount()?)?;

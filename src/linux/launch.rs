@@ -379,13 +379,14 @@ fn start(
 /// The launching session's Windows drives when it is not a plain session (services get
 /// the plain view only, see [`super::drives`]); none outside WSL.
 fn hidden_drives() -> Vec<PathBuf> {
-    if !super::drives::is_wsl() || super::drives::query_elevation() == Some(false) {
+    if !super::drives::is_wsl() {
         return vec![];
     }
-    super::drives::drives_of("self", &super::drives::this_root())
-        .into_iter()
-        .map(|d| d.mount_point)
-        .collect()
+    let drives = super::drives::drives_of("self", &super::drives::this_root());
+    if drives.is_empty() || super::drives::query_elevation() == Some(false) {
+        return vec![];
+    }
+    drives.into_iter().map(|d| d.mount_point).collect()
 }
 
 /// A container another launch started: wait (without the lock) until its launcher has
