@@ -67,7 +67,7 @@ pub fn ensure_running(config: &crate::config::Config, ui: &Ui) -> anyhow::Result
         tuning: Tuning::from_config(config),
     };
     let outcome = launch::launch(&opts).context("cannot launch the container")?;
-    if let Outcome::Started { .. } = outcome {
+    if !matches!(outcome, Outcome::AlreadyRunning(State { ready: true, .. })) {
         report(ui, &outcome);
     }
     Ok(match outcome {
@@ -87,7 +87,11 @@ fn report(ui: &Ui, outcome: &Outcome) {
             elapsed.as_secs_f64()
         )),
         Outcome::Started { state, .. } => ui.status(format_args!(
-            "systemd is starting in the container (pid {})",
+            "systemd is starting in the container (pid {}; `distrod status` follows it)",
+            state.pid
+        )),
+        Outcome::AlreadyRunning(state) if !state.ready => ui.status(format_args!(
+            "systemd is still starting in the container (pid {}; `distrod status` follows it)",
             state.pid
         )),
         Outcome::AlreadyRunning(state) => ui.status(format_args!(

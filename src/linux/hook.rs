@@ -115,7 +115,16 @@ pub fn run(shell: String) -> ExitCode {
         tuning: Tuning::from_config(&config),
     };
     let pid = match launch::launch_detached(&opts) {
-        Ok(state) => state.pid,
+        Ok(state) => {
+            if !state.ready {
+                eprintln!(
+                    "distrod: systemd is still starting after {} s; this session enters it \
+                     anyway (`distrod status` shows what it waits for)",
+                    config.boot_timeout
+                );
+            }
+            state.pid
+        }
         Err(e) => return fallback(format!("cannot start systemd: {}", super::chain(&e))),
     };
     let socket = interop::session_socket(&caller);

@@ -233,7 +233,9 @@ fn clone_flags() -> CloneFlags {
         | CloneFlags::CLONE_NEWCGROUP
 }
 
-/// Starts the container unless it runs; concurrent calls start it exactly once.
+/// Starts the container unless it runs; concurrent calls start it exactly once. A systemd
+/// that is alive but not ready when `wait` runs out is returned as it is (`ready` false in
+/// its record), not as an error: only a systemd that cannot start is one.
 ///
 /// The state lock is held only while systemd is started and recorded, not while it boots,
 /// so that `stop` (and every other launch) never waits for a boot: the launcher waits for
@@ -279,29 +281,46 @@ pub fn launch(opts: &Options) -> Result<Outcome> {
         });
     };
     if let Err(e) = wait_ready(&notify, &st, timeout) {
-        if !st.is_alive() {
-            if let Ok(lock) = state::lock() {
-                if state::load(&lock).is_some_and(|cur| same(&cur, &st)) {
-                    let _ = stop::remove_leftovers(&lock, &st.cgroup);
-                }
+        if st.is_alive() {
+            // Slow, not broken: the caller enters a systemd that is still booting rather
+            // than leave anyone outside it, and so do later callers, at once (the record
+            // says nobody waits for this boot any more).
+            tracing::debug!("{}", super::chain(&e));
+            mark_ready(&st);
+            return Ok(Outcome::Started {
+                state: st,
+                elapsed: t0.elapsed(),
+                ready: false,
+            });
+        }
+        if let Ok(lock) = state::lock() {
+            if state::load(&lock).is_some_and(|cur| same(&cur, &st)) {
+                let _ = stop::remove_leftovers(&lock, &st.cgroup);
             }
         }
         return Err(e);
     }
     let mut st = st;
     st.ready = true;
-    // Marked under the lock, and only if the record is still this container's (a stop may
-    // have come in between).
-    if let Ok(lock) = state::lock() {
-        if state::load(&lock).is_some_and(|cur| same(&cur, &st)) {
-            state::save(&lock, &st)?;
-        }
-    }
+    mark_ready(&st);
     Ok(Outcome::Started {
         state: st,
         elapsed: t0.elapsed(),
         ready: true,
     })
+}
+
+/// Marks the record ready, under the lock, and only if it is still this container's (a
+/// stop may have come in between).
+fn mark_ready(st: &State) {
+    if let Ok(lock) = state::lock() {
+        if let Some(mut cur) = state::load(&lock).filter(|cur| same(cur, st)) {
+            cur.ready = true;
+            if let Err(e) = state::save(&lock, &cur) {
+                tracing::debug!("{}", super::chain(&e));
+            }
+        }
+    }
 }
 
 fn same(a: &State, b: &State) -> bool {
@@ -410,7 +429,9 @@ fn wait_marked_ready(st: State, wait: Option<Duration>) -> Result<State> {
             }
         }
         if !cur.ready && Instant::now() > deadline {
-            return Err(not_ready(cur.pid, timeout));
+            // Still booting: entered anyway (see `launch`).
+            tracing::debug!("{}", not_ready(cur.pid, timeout));
+            return Ok(cur);
         }
     }
     Ok(cur)

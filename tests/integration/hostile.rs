@@ -218,26 +218,7 @@ fn stopped_root_processes(sb: &Sandbox) -> Vec<(i32, String, String)> {
         .collect()
 }
 
-/// A oneshot unit that keeps the boot from finishing for `secs` seconds (multi-user.target
-/// waits for it), installed in the distro's /etc.
-fn slow_boot(sb: &Sandbox, secs: u32) {
-    sb.write_file(
-        "/etc/systemd/system/slow-boot.service",
-        format!(
-            "[Unit]\nDescription=a slow boot\n[Service]\nType=oneshot\n\
-             ExecStart=/bin/sleep {secs}\n[Install]\nWantedBy=multi-user.target\n"
-        ),
-    );
-    sb.run(&[
-        "sh",
-        "-c",
-        "mkdir -p /etc/systemd/system/multi-user.target.wants && ln -s \
-         /etc/systemd/system/slow-boot.service /etc/systemd/system/multi-user.target.wants/",
-    ])
-    .success();
-}
-
-/// Whether the unit of [`slow_boot`] runs (the boot is under way).
+/// Whether the unit of [`Sandbox::slow_boot`] runs (the boot is under way).
 fn slow_unit_runs(sb: &Sandbox, secs: u32) -> bool {
     let slow = format!("/bin/sleep {secs}");
     sb.processes().into_iter().any(|p| cmdline(p) == slow)
@@ -263,7 +244,7 @@ fn ctrl_z_during_the_boot_wedges_nobody() {
     };
     let sb = &wsl.sandbox;
     // A boot of several seconds, so that the Ctrl-Z surely comes while it runs.
-    slow_boot(sb, 4);
+    sb.slow_boot(4);
     // Her login stays (inside, once it got there) until root stops the container.
     let login = format!("{ALIAS_BASH} -l -c 'echo in; {WHERE}; sleep 40'");
     let argv = [
@@ -366,7 +347,7 @@ fn stop_during_a_boot_does_not_wait_for_it() {
     };
     let sb = &wsl.sandbox;
     const BOOT_SECS: u32 = 25;
-    slow_boot(sb, BOOT_SECS);
+    sb.slow_boot(BOOT_SECS);
     let mut login = Running::spawn(wsl.session_command(MALLORY, WHERE, &[]), "mallory's login");
     assert!(
         eventually(Duration::from_secs(15), || sb.container_systemd().is_some()),
@@ -895,7 +876,7 @@ fn roots_processes_are_out_of_her_reach() {
     };
     let sb = &wsl.sandbox;
     const BOOT_SECS: u32 = 5;
-    slow_boot(sb, BOOT_SECS);
+    sb.slow_boot(BOOT_SECS);
     let theirs = wsl.spawn_session("distrod", &until_told("reach"));
     let hers = wsl.spawn_session(MALLORY, &until_told("reach"));
     // While the boot runs: both logins wait for it, one of them runs the launch.

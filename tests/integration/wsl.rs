@@ -385,6 +385,49 @@ fn runtime_adjustments_dns_wslg_masks_and_fallback() {
     );
 }
 
+/// A boot slower than `boot_timeout` is entered, not waited out: the first session waits
+/// the timeout, says so in one line and lands in systemd; the next one enters at once.
+#[test]
+fn a_slow_boot_is_entered_not_waited_out() {
+    let Some(wsl) = start("a_slow_boot_is_entered_not_waited_out") else {
+        return;
+    };
+    let sb = &wsl.sandbox;
+    enable(sb);
+    sb.write_file("/etc/distrod.toml", "[container]\nboot_timeout = 2\n");
+    sb.slow_boot(30);
+    let t0 = Instant::now();
+    let first = wsl.session("distrod", "echo pid1=$(cat /proc/1/comm)");
+    let first_took = t0.elapsed();
+    first.success();
+    assert_eq!(field(&first, "pid1"), "systemd", "{first}");
+    let warnings: Vec<&str> = first
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("distrod:"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{first}");
+    assert!(
+        warnings[0].contains("still starting") && warnings[0].contains("distrod status"),
+        "{first}"
+    );
+    assert!(first_took < Duration::from_secs(20), "took {first_took:?}");
+    let t0 = Instant::now();
+    let second = wsl.session("distrod", "echo pid1=$(cat /proc/1/comm)");
+    second.success();
+    assert_eq!(field(&second, "pid1"), "systemd", "{second}");
+    assert!(
+        !second.stderr.contains("distrod:"),
+        "the second session waited again\n{second}"
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        t0.elapsed()
+    );
+    sb.run(&[INSTALLED, "stop"]).success();
+}
+
 #[test]
 fn firstboot_creates_the_login_user_and_enables() {
     let Some(wsl) = start("firstboot_creates_the_login_user_and_enables") else {

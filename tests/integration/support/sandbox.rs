@@ -541,6 +541,25 @@ impl Sandbox {
         }
     }
 
+    /// A oneshot unit that keeps the boot from finishing for `secs` seconds
+    /// (multi-user.target waits for it), installed in the distro's /etc.
+    pub fn slow_boot(&self, secs: u32) {
+        self.write_file(
+            "/etc/systemd/system/slow-boot.service",
+            format!(
+                "[Unit]\nDescription=a slow boot\n[Service]\nType=oneshot\n\
+                 ExecStart=/bin/sleep {secs}\n[Install]\nWantedBy=multi-user.target\n"
+            ),
+        );
+        self.run(&[
+            "sh",
+            "-c",
+            "mkdir -p /etc/systemd/system/multi-user.target.wants && ln -s \
+             /etc/systemd/system/slow-boot.service /etc/systemd/system/multi-user.target.wants/",
+        ])
+        .success();
+    }
+
     /// The host pid of the systemd of the container running in the sandbox, if one runs
     /// (one at most).
     pub fn container_systemd(&self) -> Option<i32> {
