@@ -8,8 +8,8 @@ usage() {
 Usage: scripts/test.sh
 
 Run, stopping at the first failure:
-  1. cargo fmt --all -- --check
-  2. cargo clippy --workspace --all-targets --locked -- -D warnings
+  1. cargo fmt --all -- --check (and in fuzz/, its own workspace)
+  2. cargo clippy --workspace --all-targets --locked -- -D warnings (and in fuzz/)
   3. cargo build --release --locked, and check the binary is statically linked
   4. scripts/build-rootfs.sh --tarball .cache/test-rootfs.tar.xz
      (exported as DISTROD_TEST_ROOTFS_TARBALL for the tests that need a real distro,
@@ -17,7 +17,9 @@ Run, stopping at the first failure:
   5. scripts/build-windows.sh: distrod.exe, with the static binary of step 3 embedded
      (exported as DISTROD_TEST_WINDOWS_EXE, and that binary as DISTROD_TEST_LINUX_BINARY)
   6. distrod.exe's unit tests under Wine (scripts/wine-prefix.sh makes the prefix)
-  7. cargo test --workspace --locked (distrod, and the fake WSL of tests/fakewsl); the
+  7. in fuzz/: cargo test (seeds and saved crash inputs), then scripts/fuzz.sh: every
+     fuzz target for 30 s under libFuzzer
+  8. cargo test --workspace --locked (distrod, and the fake WSL of tests/fakewsl); the
      Windows tests run the real distrod.exe under Wine against a fake WSL
 Needs root (the test rootfs and the container tests) and Wine.
 EOF
@@ -53,9 +55,11 @@ trap on_exit EXIT
 
 step "cargo fmt --all -- --check"
 cargo fmt --all -- --check
+(cd fuzz && cargo fmt -- --check)
 
 step "cargo clippy --workspace --all-targets --locked -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+(cd fuzz && cargo clippy --all-targets --locked -- -D warnings)
 
 step "cargo build --release --locked (static)"
 cargo build --release --locked
@@ -86,6 +90,12 @@ echo "DISTROD_TEST_WINDOWS_EXE=$DISTROD_TEST_WINDOWS_EXE"
 step "distrod.exe's unit tests under Wine"
 WINEPREFIX="$(bash scripts/wine-prefix.sh "$repo/target-windows/wine-unit")"
 WINEPREFIX="$WINEPREFIX" bash scripts/build-windows.sh --test --linux-binary "$bin"
+
+step "cargo test --locked in fuzz/ (seeds and saved crash inputs, without the fuzzer)"
+(cd fuzz && cargo test --locked)
+
+step "scripts/fuzz.sh (every fuzz target for 30 s)"
+bash scripts/fuzz.sh --seconds 30
 
 # Last, so that its summary lines end the output.
 step "cargo test --workspace --locked"

@@ -37,7 +37,8 @@ const UNIT_NAME_MAX: usize = 255;
 pub struct Config {
     /// `[container] dns`: resolvers for the container's resolv.conf; empty keeps WSL's.
     pub dns: Vec<IpAddr>,
-    /// `[container] boot_timeout`: seconds a session waits for systemd to be ready.
+    /// `[container] boot_timeout`: seconds a session waits for systemd to be ready before it
+    /// enters the still-booting container anyway.
     pub boot_timeout: u64,
     /// `[container] mask`: more units to mask while the container runs.
     pub mask: Vec<String>,
@@ -146,6 +147,7 @@ fn parse_text(text: &str) -> Result<Config, String> {
     let known_tables = SCHEMA.map(|(t, _)| t).join(", ");
     for (name, value) in &doc {
         let Some((_, keys)) = SCHEMA.iter().find(|(t, _)| t == name) else {
+            let name = key_name(name);
             return Err(format!("unknown key {name} (known: {known_tables})"));
         };
         let table = value
@@ -153,7 +155,8 @@ fn parse_text(text: &str) -> Result<Config, String> {
             .ok_or_else(|| format!("{name}: expected a table, found {}", an(value)))?;
         if let Some(key) = table.keys().find(|k| !keys.contains(&k.as_str())) {
             return Err(format!(
-                "unknown key {name}.{key} (known: {})",
+                "unknown key {name}.{} (known: {})",
+                key_name(key),
                 keys.join(", ")
             ));
         }
@@ -346,6 +349,20 @@ pub fn with_ports(text: &str, ports: &[u16]) -> Result<String, ConfigError> {
         });
     }
     Ok(text)
+}
+
+/// A key of the file as TOML writes it: bare when it can be, else quoted, so that a key
+/// holding a line break (`"a\nb" = 1`) still gives a one-line message.
+fn key_name(key: &str) -> String {
+    if !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        key.to_owned()
+    } else {
+        quote(key)
+    }
 }
 
 /// "a string", "an integer", ... for messages.
@@ -751,6 +768,22 @@ mod tests {
         ] {
             assert_eq!(err(text), format!("/etc/distrod.toml: {message}"), "{text}");
         }
+    }
+
+    #[test]
+    fn unknown_keys_with_line_breaks_stay_on_one_line() {
+        assert_eq!(
+            err("\"a\\nb\" = 1\n"),
+            "/etc/distrod.toml: unknown key \"a\\nb\" (known: container, session, hook, portproxy)"
+        );
+        assert_eq!(
+            err("[container]\n\"x\\ny\" = 1\n"),
+            "/etc/distrod.toml: unknown key container.\"x\\ny\" (known: dns, boot_timeout, mask, unmask)"
+        );
+        assert_eq!(
+            err("[container]\n\"\" = 1\n"),
+            "/etc/distrod.toml: unknown key container.\"\" (known: dns, boot_timeout, mask, unmask)"
+        );
     }
 
     #[test]

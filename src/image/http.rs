@@ -270,7 +270,7 @@ fn connect_reason(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// `bytes 100-199/1000` → (100, Some(1000)); `bytes 100-199/*` → (100, None).
-fn parse_content_range(v: &str) -> Option<(u64, Option<u64>)> {
+pub fn parse_content_range(v: &str) -> Option<(u64, Option<u64>)> {
     let rest = v.trim().strip_prefix("bytes")?.trim_start();
     let (range, total) = rest.split_once('/')?;
     let (start, _end) = range.split_once('-')?;

@@ -584,7 +584,7 @@ mod elf {
 
 /// Checks the ELF header and program headers of a file of `len` bytes; the error is the
 /// reason, for one line.
-fn check_elf(f: &mut (impl Read + Seek), len: u64) -> Result<(), String> {
+pub fn check_elf(f: &mut (impl Read + Seek), len: u64) -> Result<(), String> {
     let io_err = |e: io::Error| format!("cannot read it: {e}");
     let mut h = [0u8; elf::EHDR_SIZE];
     let n = read_at(f, 0, &mut h).map_err(io_err)?;

@@ -1,0 +1,50 @@
+//! The fuzz targets of distrod: one module per parser of input that comes from outside
+//! distrod (an image server, a downloaded image, a distro's /etc, the kernel's /proc, WSL),
+//! each with a `run(&[u8])` that feeds the bytes to the real function the product uses,
+//! through the `distrod` library.
+//!
+//! The binaries in `fuzz_targets/` hand libFuzzer's inputs to these functions; the tests in
+//! `tests/` run the seed corpus and every saved crash input through them without the fuzzer,
+//! under a plain `cargo test`. A target fails by panicking: a panic in distrod's code, or an
+//! assertion here about what the code promises (documented behaviour, never an
+//! implementation detail).
+
+pub mod accounts;
+pub mod catalog;
+pub mod config;
+pub mod content_range;
+pub mod elf;
+pub mod fixup;
+pub mod procfs;
+pub mod scratch;
+pub mod tar_repack;
+pub mod tar_unpack;
+pub mod wsl_conf;
+pub mod wsl_exe;
+pub mod xz;
+
+/// A target's entry point: one input, which it must survive.
+pub type Target = fn(&[u8]);
+
+/// Every target by name, as `scripts/fuzz.sh` and the directories `corpus/<name>/` and
+/// `regressions/<name>/` call it.
+pub const TARGETS: &[(&str, Target)] = &[
+    ("tar_unpack", tar_unpack::run),
+    ("tar_repack", tar_repack::run),
+    ("xz", xz::run),
+    ("catalog", catalog::run),
+    ("config", config::run),
+    ("accounts", accounts::run),
+    ("wsl_conf", wsl_conf::run),
+    ("wsl_exe", wsl_exe::run),
+    ("elf", elf::run),
+    ("procfs", procfs::run),
+    ("content_range", content_range::run),
+];
+
+/// Splits an input that stands for several files at its NUL bytes: the `n`th part is the
+/// `n`th file, a missing part a missing file. The seeds of such targets are the real files
+/// joined with NULs, which none of these text files contain.
+pub fn sections(data: &[u8]) -> Vec<&[u8]> {
+    data.split(|&b| b == 0).collect()
+}
