@@ -34,7 +34,7 @@
 
 use std::fs;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -214,30 +214,10 @@ pub fn query_elevation() -> Option<bool> {
     }
 }
 
-const OPEN_TREE_CLONE: u32 = 1;
-const AT_RECURSIVE: u32 = 0x8000;
-const MOVE_MOUNT_F_EMPTY_PATH: u32 = 4;
-
-/// A detached copy of the mount at `path` and everything below it (open_tree(2) with
-/// OPEN_TREE_CLONE | AT_RECURSIVE), to be attached in another namespace.
+/// A detached copy of the mount at `path` and everything below it, to be attached in
+/// another namespace.
 pub fn clone_tree(path: &Path) -> Result<OwnedFd> {
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
-        .map_err(|_| super::Error::Other(format!("{}: a NUL in the path", path.display())))?;
-    // SAFETY: open_tree(2) with a C string; returns a new fd.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            OPEN_TREE_CLONE | AT_RECURSIVE | libc::O_CLOEXEC as u32,
-        )
-    };
-    if r < 0 {
-        return Err(nix::errno::Errno::last())
-            .ctx(|| format!("clone the mount {}", path.display()));
-    }
-    // SAFETY: a new fd that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(r as i32) })
+    super::sys::clone_mount(None, path, true).ctx(|| format!("clone the mount {}", path.display()))
 }
 
 /// Attaches a tree from [`clone_tree`] at `path` in the current mount namespace, over
@@ -247,24 +227,7 @@ pub fn attach(tree: &OwnedFd, path: &Path) -> Result<()> {
     if !path.exists() {
         fs::create_dir_all(path).ctx(|| format!("create {}", path.display()))?;
     }
-    let to = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
-        .map_err(|_| super::Error::Other(format!("{}: a NUL in the path", path.display())))?;
-    // SAFETY: move_mount(2) of a detached tree we hold onto a path.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_FDCWD,
-            to.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
-        )
-    };
-    if r < 0 {
-        return Err(nix::errno::Errno::last())
-            .ctx(|| format!("attach a drive at {}", path.display()));
-    }
-    Ok(())
+    super::sys::move_mount_to(tree, path).ctx(|| format!("attach a drive at {}", path.display()))
 }
 
 /// The session's drives, cloned before it enters the container, and where they go.

@@ -28,7 +28,7 @@
 
 use std::ffi::CString;
 use std::fs;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -150,25 +150,10 @@ fn clone_socket(path: &Path, caller: &Caller) -> Result<Option<OwnedFd>> {
     if !meta.file_type().is_socket() || !caller.may_write(&meta) {
         return Ok(None);
     }
-    // SAFETY: open_tree(2) with an fd we own and an empty path; returns a new fd.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as u32 | libc::AT_EMPTY_PATH as u32,
-        )
-    };
-    if r < 0 {
-        return Err(nix::errno::Errno::last())
-            .ctx(|| format!("clone the mount of {}", path.display()));
-    }
-    // SAFETY: the kernel returned a new fd that nothing else owns.
-    Ok(Some(unsafe { OwnedFd::from_raw_fd(r as i32) }))
+    let tree = super::sys::clone_mount(Some(&fd), Path::new(""), false)
+        .ctx(|| format!("clone the mount of {}", path.display()))?;
+    Ok(Some(tree))
 }
-
-const OPEN_TREE_CLONE: u32 = 1;
-const MOVE_MOUNT_F_EMPTY_PATH: u32 = 4;
 
 /// setfsuid/setfsgid to the caller for as long as it lives (a no-op for root).
 struct FsIds {
@@ -235,22 +220,8 @@ impl Entry {
             .mode(0o600)
             .open(&sock)
             .ctx(|| format!("create {}", sock.display()))?;
-        let to = CString::new(sock.as_os_str().as_encoded_bytes()).expect("no NUL");
-        // SAFETY: move_mount(2) of a detached tree we hold onto a path we created.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_move_mount,
-                tree.as_raw_fd(),
-                c"".as_ptr(),
-                libc::AT_FDCWD,
-                to.as_ptr(),
-                MOVE_MOUNT_F_EMPTY_PATH,
-            )
-        };
-        if r < 0 {
-            return Err(nix::errno::Errno::last())
-                .ctx(|| format!("attach the session's interop socket at {}", sock.display()));
-        }
+        super::sys::move_mount_to(tree, &sock)
+            .ctx(|| format!("attach the session's interop socket at {}", sock.display()))?;
         let_user_search(&entry.dir, uid, gid)?;
         std::os::unix::fs::symlink(&sock, &link).ctx(|| format!("create {}", link.display()))?;
         if !shared {

@@ -168,6 +168,50 @@ pub fn symlink_owned(
     )
 }
 
+/// open_tree(2) with OPEN_TREE_CLONE: a detached copy of the mount at `path` (relative to
+/// `at`, or AT_FDCWD when None; an empty `path` with `at` means that fd's own mount),
+/// with everything below it when `recursive`, to be attached elsewhere by [`move_mount_to`].
+pub fn clone_mount(at: Option<&OwnedFd>, path: &Path, recursive: bool) -> nix::Result<OwnedFd> {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    const OPEN_TREE_CLONE: u32 = 1;
+    const AT_RECURSIVE: u32 = 0x8000;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as u32;
+    if recursive {
+        flags |= AT_RECURSIVE;
+    }
+    if path.as_os_str().is_empty() {
+        flags |= libc::AT_EMPTY_PATH as u32;
+    }
+    let base = at.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
+    // SAFETY: open_tree(2) with a valid fd (or AT_FDCWD) and a C string; returns a new fd.
+    let r = unsafe { libc::syscall(libc::SYS_open_tree, base, c.as_ptr(), flags) };
+    Errno::result(r)?;
+    // SAFETY: the kernel returned a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) })
+}
+
+/// move_mount(2) of a detached tree (from [`clone_mount`]) onto `path` in the current
+/// mount namespace.
+pub fn move_mount_to(tree: &OwnedFd, path: &Path) -> nix::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    const MOVE_MOUNT_F_EMPTY_PATH: u32 = 4;
+    let to = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: move_mount(2) of a tree fd we hold onto a C string path.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
 /// Whether `path` is on a read-only mount (statvfs(3) ST_RDONLY).
 pub fn is_read_only(path: &Path) -> bool {
     nix::sys::statvfs::statvfs(path)
