@@ -19,7 +19,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::support::fakewsl::{DistrodAt, FAKEWSL, FakeWsl};
-use crate::support::sandbox::{STAGED_DISTROD, Sandbox, prerequisites};
+use crate::support::sandbox::{STAGED_DISTROD, Sandbox, pid_in_namespace, prerequisites};
 use crate::support::{Output, Running, list_dir};
 
 const INSTALLED: &str = "/opt/distrod/bin/distrod";
@@ -191,14 +191,6 @@ fn root_distrod_processes(sb: &Sandbox) -> Vec<i32> {
         .collect()
 }
 
-/// A process's pid as the sandbox sees it.
-fn sandbox_pid(host_pid: i32) -> Option<i32> {
-    status_field(host_pid, "NSpid")
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-}
-
 /// Root-owned processes (effective uid 0) of the sandbox that are stopped (state T, or t
 /// under a tracer): their host pid and session, and a description for messages.
 fn stopped_root_processes(sb: &Sandbox) -> Vec<(i32, String, String)> {
@@ -210,7 +202,7 @@ fn stopped_root_processes(sb: &Sandbox) -> Vec<(i32, String, String)> {
             let session = stat_field(pid, 6);
             let text = format!(
                 "host pid {pid} (sandbox pid {}, session {session}): {}",
-                sandbox_pid(pid).unwrap_or_default(),
+                pid_in_namespace(pid).unwrap_or_default(),
                 cmdline(pid)
             );
             (pid, session, text)
@@ -290,7 +282,7 @@ fn ctrl_z_during_the_boot_wedges_nobody() {
     let her_session = sb
         .processes()
         .into_iter()
-        .find(|&p| sandbox_pid(p) == Some(job))
+        .find(|&p| pid_in_namespace(p) == Some(job))
         .map(|p| stat_field(p, 6))
         .unwrap_or_else(|| "(ended)".into());
     let (in_hers, elsewhere): (Vec<_>, Vec<_>) = stopped_root_processes(sb)
@@ -820,7 +812,7 @@ fn assault_roots_processes(sb: &Sandbox, phase: &str, at_least: usize) {
     let targets = root_distrod_processes(sb);
     let pids: Vec<String> = targets
         .iter()
-        .filter_map(|&p| sandbox_pid(p))
+        .filter_map(|&p| pid_in_namespace(p))
         .map(|p| p.to_string())
         .collect();
     let script = format!(
