@@ -84,6 +84,97 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
+/// One line on a terminal's stderr saying what a wait is for, shown only once the wait has
+/// lasted [`WaitLine::DELAY`] (a short wait shows nothing), redrawn when the text changes
+/// and erased when the wait ends. Nothing at all when stderr is not a terminal, so the
+/// output of `wsl -- CMD` stays exactly the command's. A thread keeps the time, so the
+/// waiting code only says what it waits for.
+pub struct WaitLine {
+    tx: Option<std::sync::mpsc::Sender<String>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl WaitLine {
+    pub const DELAY: Duration = Duration::from_secs(1);
+
+    pub fn start(text: impl Display) -> WaitLine {
+        if !std::io::stderr().is_terminal() {
+            return WaitLine {
+                tx: None,
+                thread: None,
+            };
+        }
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let first = text.to_string();
+        let thread = std::thread::spawn(move || {
+            use std::io::Write;
+            use std::sync::mpsc::RecvTimeoutError;
+            let draw = |t: &str| {
+                let mut e = std::io::stderr().lock();
+                let _ = write!(e, "\r\x1b[2Kdistrod: {t}...");
+                let _ = e.flush();
+            };
+            let shown_at = std::time::Instant::now() + WaitLine::DELAY;
+            let mut text = first;
+            let mut shown = false;
+            loop {
+                let next = if shown {
+                    rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+                } else {
+                    rx.recv_timeout(shown_at.saturating_duration_since(std::time::Instant::now()))
+                };
+                match next {
+                    Ok(t) => {
+                        text = t;
+                        if shown {
+                            draw(&text);
+                        }
+                    }
+                    Err(RecvTimeoutError::Timeout) => {
+                        shown = true;
+                        draw(&text);
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            }
+            if shown {
+                let mut e = std::io::stderr().lock();
+                let _ = write!(e, "\r\x1b[2K");
+                let _ = e.flush();
+            }
+        });
+        WaitLine {
+            tx: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// What the wait is for now.
+    pub fn set(&self, text: impl Display) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(text.to_string());
+        }
+    }
+
+    /// Ends the wait: the line (if it was shown) is erased before this returns.
+    pub fn finish(mut self) {
+        self.end();
+    }
+
+    fn end(&mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for WaitLine {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -6,9 +6,10 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::cli::LaunchArgs;
-use crate::linux::launch::{self, Options, Outcome, Tuning};
+use crate::linux::launch::{self, Options, Outcome, Tuning, Until};
+use crate::linux::readiness::Phase;
 use crate::linux::state::State;
-use crate::ui::Ui;
+use crate::ui::{Ui, WaitLine};
 
 pub fn run(args: &LaunchArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     crate::linux::require_root("launch")?;
@@ -20,10 +21,11 @@ pub fn run(args: &LaunchArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     let opts = Options {
         rootfs: args.rootfs.clone(),
         wait: (!args.no_wait).then(|| Duration::from_secs(args.timeout)),
+        until: Until::Booted,
         tuning,
     };
-    let outcome = launch::launch(&opts).context("cannot launch the container")?;
-    report(ui, &outcome);
+    let outcome = launch_showing(&opts).context("cannot launch the container")?;
+    report(ui, &outcome, opts.until);
     if args.keep_alive {
         let (Outcome::Started { state, .. } | Outcome::AlreadyRunning(state)) = &outcome;
         wait_for_exit(state.pid);
@@ -64,19 +66,44 @@ pub fn ensure_running(config: &crate::config::Config, ui: &Ui) -> anyhow::Result
     let opts = Options {
         rootfs: None,
         wait: Some(Duration::from_secs(config.boot_timeout)),
+        until: Until::Sessions,
         tuning: Tuning::from_config(config),
     };
-    let outcome = launch::launch(&opts).context("cannot launch the container")?;
+    let outcome = launch_showing(&opts).context("cannot launch the container")?;
     if !matches!(outcome, Outcome::AlreadyRunning(State { ready: true, .. })) {
-        report(ui, &outcome);
+        report(ui, &outcome, opts.until);
     }
     Ok(match outcome {
         Outcome::Started { state, .. } | Outcome::AlreadyRunning(state) => state,
     })
 }
 
-fn report(ui: &Ui, outcome: &Outcome) {
+/// [`launch::launch_with`], saying on a terminal what it waits for once that takes a
+/// while (the line is made on the first phase, after the launch's forks).
+fn launch_showing(opts: &Options) -> crate::linux::Result<Outcome> {
+    let mut line: Option<WaitLine> = None;
+    let outcome = launch::launch_with(opts, &mut |p: Phase| match &line {
+        Some(l) => l.set(p),
+        None => line = Some(WaitLine::start(p)),
+    });
+    if let Some(l) = line {
+        l.finish();
+    }
+    outcome
+}
+
+fn report(ui: &Ui, outcome: &Outcome, until: Until) {
     match outcome {
+        Outcome::Started {
+            state,
+            elapsed,
+            ready: true,
+        } if until == Until::Sessions => ui.status(format_args!(
+            "systemd is up in the container (pid {}, sessions may enter after {:.2} s; the \
+             boot goes on)",
+            state.pid,
+            elapsed.as_secs_f64()
+        )),
         Outcome::Started {
             state,
             elapsed,

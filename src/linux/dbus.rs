@@ -17,6 +17,8 @@ pub enum DbusError {
     Protocol(String),
     #[error("{name}: {text}")]
     Remote { name: String, text: String },
+    #[error("{0} is not running (yet)")]
+    NotRunning(&'static str),
 }
 
 type Result<T> = std::result::Result<T, DbusError>;
@@ -154,7 +156,7 @@ fn parse_header(raw: &[u8], fields_end: usize) -> Result<Header> {
 }
 
 /// libdbus's default reply timeout (DBUS_TIMEOUT_USE_DEFAULT).
-const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(25);
+pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(25);
 
 pub struct Connection {
     sock: UnixStream,
@@ -164,15 +166,20 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connects, authenticates with EXTERNAL (our uid, hex-encoded ASCII), asks for fd
-    /// passing and says Hello.
+    /// The system bus of this mount namespace. A session's reaper waits on its calls:
+    /// bounded like D-Bus's own default method-call timeout, so a bus or logind that never
+    /// answers costs one session its logind session, not its login.
     pub fn system() -> Result<Connection> {
-        let mut sock = UnixStream::connect(SYSTEM_BUS)?;
-        // A session's reaper waits on these calls: bounded like D-Bus's own default
-        // method-call timeout, so a bus or logind that never answers costs one session
-        // its logind session, not its login.
-        sock.set_read_timeout(Some(CALL_TIMEOUT))?;
-        sock.set_write_timeout(Some(CALL_TIMEOUT))?;
+        Connection::open(std::path::Path::new(SYSTEM_BUS), CALL_TIMEOUT)
+    }
+
+    /// Connects to the bus at `path`, authenticates with EXTERNAL (our uid, hex-encoded
+    /// ASCII), asks for fd passing and says Hello; every read and write, and so every
+    /// call, waits at most `timeout`.
+    pub fn open(path: &std::path::Path, timeout: std::time::Duration) -> Result<Connection> {
+        let mut sock = UnixStream::connect(path)?;
+        sock.set_read_timeout(Some(timeout))?;
+        sock.set_write_timeout(Some(timeout))?;
         let uid = nix::unistd::geteuid().as_raw().to_string();
         let hex: String = uid.bytes().map(|b| format!("{b:02x}")).collect();
         sock.write_all(format!("\0AUTH EXTERNAL {hex}\r\n").as_bytes())?;
@@ -201,6 +208,35 @@ impl Connection {
             &[],
         )?;
         Ok(c)
+    }
+
+    /// Every later read and write waits at most `timeout`.
+    pub fn set_timeout(&mut self, timeout: std::time::Duration) -> Result<()> {
+        self.sock.set_read_timeout(Some(timeout))?;
+        self.sock.set_write_timeout(Some(timeout))?;
+        Ok(())
+    }
+
+    /// org.freedesktop.DBus.NameHasOwner: whether a service owns `name` now (asking does
+    /// not start it, unlike a call to it).
+    pub fn name_has_owner(&mut self, name: &str) -> Result<bool> {
+        let mut w = Writer::default();
+        w.str(name);
+        let reply = self.call(
+            "org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus",
+            "NameHasOwner",
+            "s",
+            &w.buf,
+        )?;
+        if reply.signature != "b" {
+            return Err(proto(format!(
+                "NameHasOwner replied with signature {}",
+                reply.signature
+            )));
+        }
+        Ok(Reader::new(&reply.body).u32()? != 0)
     }
 
     /// A METHOD_CALL, waiting for its reply (other messages are dropped).

@@ -56,6 +56,9 @@ pub struct Command {
     pub pass_env: Vec<String>,
     /// Capture stdout (stderr goes to /dev/null) instead of sharing the caller's stdio.
     pub capture: bool,
+    /// The caller has already said that systemd is still starting: a logind that is not
+    /// running yet is no news (no second warning line).
+    pub booting: bool,
 }
 
 /// Caller variables worth keeping: the terminal, the locale (and every `LC_*`), and WSL's
@@ -390,18 +393,29 @@ fn reaper(
     let mut session = None;
     let mut runtime = None;
     if cmd.user.is_some() {
-        match logind::create_session(user.uid, me, "distrod") {
+        // logind answers once the user's manager has started (on a first login, while the
+        // boot goes on, that can take a moment): said on a terminal if it takes a while.
+        // The thread ends before the command is forked.
+        let line = crate::ui::WaitLine::start(format_args!(
+            "waiting for systemd-logind to start the session of {}",
+            user.name
+        ));
+        let created = logind::create_session(user.uid, me, "distrod");
+        line.finish();
+        match created {
             Ok(s) => {
                 runtime = Some(s.runtime_path.clone());
                 session = Some(s);
             }
             Err(e) => {
                 let dir = format!("/run/user/{}", user.uid);
-                ui.warn(format_args!(
-                    "no logind session for {} ({}); running the command without one",
-                    user.name,
-                    super::chain(&e)
-                ));
+                if !(cmd.booting && matches!(e, super::dbus::DbusError::NotRunning(_))) {
+                    ui.warn(format_args!(
+                        "no logind session for {} ({}); running the command without one",
+                        user.name,
+                        super::chain(&e)
+                    ));
+                }
                 if Path::new(&dir).is_dir() {
                     runtime = Some(dir);
                 }

@@ -30,10 +30,11 @@ use std::time::Duration;
 use nix::unistd::{Gid, Uid};
 
 use super::interop::{self, Caller};
-use super::launch::{self, Options, Tuning};
+use super::launch::{self, Options, Tuning, Until};
+use super::readiness::Phase;
 use super::{Context, Error, Result, accounts, enter, stop};
 use crate::config::Config;
-use crate::ui::Ui;
+use crate::ui::{Ui, WaitLine};
 
 /// The real shell when this process was executed through an alias, else None.
 pub fn invoked_as_shell() -> Option<String> {
@@ -112,18 +113,33 @@ pub fn run(shell: String) -> ExitCode {
     let opts = Options {
         rootfs: None,
         wait: Some(Duration::from_secs(config.boot_timeout)),
+        until: Until::Sessions,
         tuning: Tuning::from_config(&config),
     };
-    let pid = match launch::launch_detached(&opts) {
+    // Made on the launcher's first word, after its fork: no thread may run at a fork.
+    let mut line: Option<WaitLine> = None;
+    let mut last = Phase::Starting;
+    let launched = launch::launch_detached(&opts, &mut |p: Phase| {
+        last = p;
+        match &line {
+            Some(l) => l.set(p),
+            None => line = Some(WaitLine::start(p)),
+        }
+    });
+    if let Some(l) = line {
+        l.finish();
+    }
+    let (pid, booting) = match launched {
         Ok(state) => {
             if !state.ready {
                 eprintln!(
-                    "distrod: systemd is still starting after {} s; this session enters it \
-                     anyway (`distrod status` shows what it waits for)",
-                    config.boot_timeout
+                    "distrod: systemd is still starting after {} s ({}); this session enters \
+                     it anyway (`distrod status` shows what it waits for)",
+                    config.boot_timeout,
+                    last.why()
                 );
             }
-            state.pid
+            (state.pid, !state.ready)
         }
         Err(e) => return fallback(format!("cannot start systemd: {}", super::chain(&e))),
     };
@@ -137,6 +153,7 @@ pub fn run(shell: String) -> ExitCode {
         caller_env: std::env::vars_os().collect(),
         pass_env: config.pass_env.clone(),
         capture: false,
+        booting,
     };
     match enter::run(pid, &cmd, socket.as_ref(), &ui) {
         Ok(exit) => ExitCode::from((exit.code & 0xff) as u8),

@@ -1,5 +1,6 @@
 //! Starting the container: one at a time (the state lock), detached from the caller, and
-//! reporting back when systemd says READY=1 over the notify socket.
+//! reporting back when systemd says READY=1 over the notify socket, or, for sessions, as
+//! soon as what a session needs answers ([`readiness`]).
 //!
 //! Process shape: the caller forks an intermediate process that calls setsid, moves into
 //! the container's cgroup, unshares the namespaces and forks the shim, which becomes PID 1
@@ -9,7 +10,7 @@
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::net::IpAddr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixDatagram;
@@ -20,6 +21,7 @@ use nix::sched::{CloneFlags, unshare};
 use nix::unistd::{ForkResult, fork, setsid};
 
 use super::mounts::{self, Inputs};
+use super::readiness::{self, Phase};
 use super::state::{self, NAMESPACES, NOTIFY_SOCKET, State};
 use super::{Context, Error, Result, cgroup, procstate, shim, stop, sys};
 
@@ -27,9 +29,21 @@ use super::{Context, Error, Result, cgroup, procstate, shim, stop, sys};
 pub struct Options {
     /// None: the running distro itself.
     pub rootfs: Option<PathBuf>,
-    /// Wait this long for READY=1; None: return once systemd was started.
+    /// Wait at most this long for `until`; None: return once systemd was started.
     pub wait: Option<Duration>,
+    pub until: Until,
     pub tuning: Tuning,
+}
+
+/// What a launch waits for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Until {
+    /// The whole boot: READY=1 (`distrod launch`).
+    #[default]
+    Booted,
+    /// What a session needs ([`readiness::sessions_ready`]), or READY=1 if that comes
+    /// first: the login hook and `distrod exec`.
+    Sessions,
 }
 
 /// The run-time adjustments a launch makes (see [`mounts`]): from /etc/distrod.toml and
@@ -214,7 +228,7 @@ pub enum Outcome {
     Started {
         state: State,
         elapsed: Duration,
-        /// systemd reported READY=1 (false with `--no-wait`).
+        /// What `until` asked for was reached in time (false with `--no-wait`).
         ready: bool,
     },
     AlreadyRunning(State),
@@ -239,9 +253,15 @@ fn clone_flags() -> CloneFlags {
 ///
 /// The state lock is held only while systemd is started and recorded, not while it boots,
 /// so that `stop` (and every other launch) never waits for a boot: the launcher waits for
-/// READY=1 after releasing it and then marks the record ready; a concurrent call finds the
-/// record and waits for that mark ([`wait_marked_ready`]) for as long as its own `wait`.
+/// its `until` after releasing it and then marks the record ready (sessions may enter); a
+/// concurrent call finds the record and waits for that mark ([`wait_marked_ready`]) for as
+/// long as its own `wait`, and, for [`Until::Booted`], then for the boot to finish.
 pub fn launch(opts: &Options) -> Result<Outcome> {
+    launch_with(opts, &mut |_| {})
+}
+
+/// [`launch`], telling `progress` what it waits for each time that changes.
+pub fn launch_with(opts: &Options, progress: &mut dyn FnMut(Phase)) -> Result<Outcome> {
     let rootfs = match &opts.rootfs {
         Some(dir) => {
             let dir = dir
@@ -263,7 +283,7 @@ pub fn launch(opts: &Options) -> Result<Outcome> {
         if let Some(st) = state::load(&lock) {
             if st.is_alive() {
                 drop(lock);
-                return wait_marked_ready(st, opts.wait).map(Outcome::AlreadyRunning);
+                return wait_other_launch(st, opts, progress).map(Outcome::AlreadyRunning);
             }
             tracing::debug!(
                 pid = st.pid,
@@ -280,7 +300,7 @@ pub fn launch(opts: &Options) -> Result<Outcome> {
             ready: false,
         });
     };
-    if let Err(e) = wait_ready(&notify, &st, timeout) {
+    if let Err(e) = wait_ready(&notify, &st, timeout, opts.until, progress) {
         if st.is_alive() {
             // Slow, not broken: the caller enters a systemd that is still booting rather
             // than leave anyone outside it, and so do later callers, at once (the record
@@ -389,7 +409,9 @@ fn start(
         rootfs: rootfs.unwrap_or_else(|| "/".into()),
         cgroup: cg,
         launched_at: state::now(),
-        ready: opts.wait.is_none(),
+        // Marked by whoever finds sessions may enter: the launcher if it waits, else the
+        // first session that does (see `wait_marked_ready`).
+        ready: false,
     };
     state::save(lock, &st)?;
     Ok((st, notify))
@@ -408,15 +430,51 @@ fn hidden_drives() -> Vec<PathBuf> {
     drives.into_iter().map(|d| d.mount_point).collect()
 }
 
-/// A container another launch started: wait (without the lock) until its launcher has
-/// marked it ready, it exits, or `wait` runs out. `None`: return at once.
-fn wait_marked_ready(st: State, wait: Option<Duration>) -> Result<State> {
-    let Some(timeout) = wait else {
+/// A container another launch started: wait for what `opts.until` asks, as far as
+/// `opts.wait` allows: first for its launcher's mark, then, for [`Until::Booted`], for the
+/// manager to leave the starting states (polled over its bus every 250 ms, as WSL's own
+/// systemd mode polls `systemctl is-system-running`).
+fn wait_other_launch(st: State, opts: &Options, progress: &mut dyn FnMut(Phase)) -> Result<State> {
+    let Some(timeout) = opts.wait else {
         return Ok(st);
     };
+    let t0 = Instant::now();
+    if !st.ready {
+        progress(Phase::OtherLaunch);
+    }
+    let st = wait_marked_ready(st, timeout, opts.until)?;
+    if opts.until == Until::Booted && st.ready {
+        progress(Phase::Boot);
+        while readiness::system_state(st.pid).is_some_and(|s| readiness::is_booting(&s)) {
+            if t0.elapsed() > timeout {
+                tracing::debug!("{}", not_ready(st.pid, timeout));
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+    Ok(st)
+}
+
+/// Waits (without the lock) until the record's launcher has marked it ready, systemd
+/// exits, or `timeout` runs out. For [`Until::Sessions`] it also asks
+/// [`readiness::sessions_ready`] itself (a launch with `--no-wait` marks nothing) and
+/// marks the record when that holds.
+fn wait_marked_ready(st: State, timeout: Duration, until: Until) -> Result<State> {
     let deadline = Instant::now() + timeout;
     let mut cur = st;
+    let mut probed: Option<Instant> = None;
     while !cur.ready {
+        if until == Until::Sessions
+            && probed.is_none_or(|t| t.elapsed() >= Duration::from_millis(100))
+        {
+            probed = Some(Instant::now());
+            if readiness::sessions_ready(cur.pid).is_ok() {
+                cur.ready = true;
+                mark_ready(&cur);
+                break;
+            }
+        }
         std::thread::sleep(Duration::from_millis(20));
         match state::read() {
             Some(now) if same(&now, &cur) => cur = now,
@@ -449,9 +507,11 @@ fn not_ready(pid: i32, timeout: Duration) -> Error {
 /// a session of its own (no controlling terminal, so no Ctrl-Z, Ctrl-C or hang-up of the
 /// user's terminal reaches it; it is root's, so the user cannot signal it either), with
 /// /dev/null for stdio (a pipe the user stops reading cannot block it), terminal signals
-/// ignored and the clean process state of [`procstate`]. The caller only waits for its
-/// one-line report; if the caller is stopped or killed, the launch still completes.
-pub fn launch_detached(opts: &Options) -> Result<State> {
+/// ignored and the clean process state of [`procstate`]. The caller only reads its report:
+/// a `wait PHASE` line each time what it waits for changes (passed to `progress`), then
+/// one `ok STATE` or `error TEXT` line; if the caller is stopped or killed, the launch
+/// still completes.
+pub fn launch_detached(opts: &Options, progress: &mut dyn FnMut(Phase)) -> Result<State> {
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ctx(|| "pipe".into())?;
     // SAFETY: the hook is single-threaded; the child runs the launch and exits.
     match unsafe { fork() }.ctx(|| "fork the launcher".into())? {
@@ -470,7 +530,10 @@ pub fn launch_detached(opts: &Options) -> Result<State> {
                 }
             }
             procstate::clean();
-            let report = match launch(opts) {
+            let mut tell = |p: Phase| {
+                let _ = writeln!(w, "wait {}", p.word());
+            };
+            let report = match launch_with(opts, &mut tell) {
                 Ok(Outcome::Started { state, .. } | Outcome::AlreadyRunning(state)) => {
                     format!(
                         "ok {}",
@@ -479,26 +542,39 @@ pub fn launch_detached(opts: &Options) -> Result<State> {
                 }
                 Err(e) => format!("error {}", super::chain(&e)),
             };
-            let _ = w.write_all(report.as_bytes());
+            let _ = writeln!(w, "{}", report.replace('\n', " "));
             // SAFETY: leave the fork without the parent's destructors.
             unsafe { libc::_exit(0) }
         }
         ForkResult::Parent { child } => {
             drop(w);
-            let mut text = String::new();
-            let read = File::from(r).read_to_string(&mut text);
+            let mut last = None;
+            let mut read = Ok(());
+            for line in std::io::BufReader::new(File::from(r)).lines() {
+                match line {
+                    Ok(l) => match l.strip_prefix("wait ").map(Phase::from_word) {
+                        Some(Some(p)) => progress(p),
+                        Some(None) => {}
+                        None => last = Some(l),
+                    },
+                    Err(e) => {
+                        read = Err(e);
+                        break;
+                    }
+                }
+            }
             let _ = nix::sys::wait::waitpid(child, None);
             read.ctx(|| "read the launcher's report".into())?;
-            parse_detached(&text)
+            parse_detached(last.as_deref().unwrap_or_default())
         }
     }
 }
 
-fn parse_detached(text: &str) -> Result<State> {
-    if let Some(e) = text.strip_prefix("error ") {
+fn parse_detached(line: &str) -> Result<State> {
+    if let Some(e) = line.strip_prefix("error ") {
         return Err(Error::Other(e.to_string()));
     }
-    text.strip_prefix("ok ")
+    line.strip_prefix("ok ")
         .and_then(|j| serde_json::from_str(j).ok())
         .ok_or_else(|| Error::Other("the launcher exited without a report".into()))
 }
@@ -560,12 +636,30 @@ fn parse_report(text: &str) -> Result<i32> {
 }
 
 /// sd_notify(3): systemd as a container's PID 1 sends READY=1 to $NOTIFY_SOCKET when the
-/// boot transaction has finished.
-fn wait_ready(sock: &UnixDatagram, st: &State, timeout: Duration) -> Result<()> {
-    let deadline = Instant::now() + timeout;
-    sock.set_read_timeout(Some(Duration::from_millis(200)))
+/// boot transaction has finished. For [`Until::Sessions`], [`readiness::sessions_ready`]
+/// is asked between reads, every 50 ms, and ends the wait as soon as it holds.
+fn wait_ready(
+    sock: &UnixDatagram,
+    st: &State,
+    timeout: Duration,
+    until: Until,
+    progress: &mut dyn FnMut(Phase),
+) -> Result<()> {
+    let t0 = Instant::now();
+    let deadline = t0 + timeout;
+    sock.set_read_timeout(Some(Duration::from_millis(50)))
         .ctx(|| "notify socket".into())?;
     let mut buf = [0u8; 4096];
+    let mut phase = None;
+    let mut tell = |p: Phase, phase: &mut Option<Phase>| {
+        if *phase != Some(p) {
+            *phase = Some(p);
+            progress(p);
+        }
+    };
+    if until == Until::Booted {
+        tell(Phase::Boot, &mut phase);
+    }
     loop {
         match sock.recv(&mut buf) {
             Ok(n) => {
@@ -583,6 +677,18 @@ fn wait_ready(sock: &UnixDatagram, st: &State, timeout: Duration) -> Result<()> 
                         | std::io::ErrorKind::Interrupted
                 ) => {}
             Err(e) => return Err(e).ctx(|| "read the notify socket".into()),
+        }
+        if until == Until::Sessions {
+            match readiness::sessions_ready(st.pid) {
+                Ok(()) => {
+                    tracing::debug!(
+                        elapsed_ms = t0.elapsed().as_millis() as u64,
+                        "logind answers: sessions may enter"
+                    );
+                    return Ok(());
+                }
+                Err(p) => tell(p, &mut phase),
+            }
         }
         if !st.is_alive() {
             return Err(Error::Other(format!(

@@ -6,7 +6,13 @@
 
 use std::os::fd::OwnedFd;
 
-use super::dbus::{Connection, DbusError, Reader, Writer};
+use std::path::Path;
+use std::time::Duration;
+
+use super::dbus::{CALL_TIMEOUT, Connection, DbusError, Reader, SYSTEM_BUS, Writer};
+
+/// How long a running bus has to answer the first calls.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(3);
 
 #[derive(Debug)]
 pub struct Session {
@@ -20,8 +26,17 @@ pub struct Session {
 /// org.freedesktop.login1.Manager.CreateSession, signature `uusssssussbssa(sv)` (uid,
 /// leader pid, service, type, class, desktop, seat, vtnr, tty, display, remote, remote
 /// user, remote host, properties); reply `soshusub`.
+///
+/// The bus has [`ANSWER_TIMEOUT`] to answer and logind must already run: a session that
+/// entered a boot stuck before either (past `boot_timeout`) goes on without a logind
+/// session at once rather than wait for it ([`DbusError::NotRunning`]). Once logind runs,
+/// CreateSession has D-Bus's usual 25 s: logind answers when the user's manager is up.
 pub fn create_session(uid: u32, leader: u32, service: &str) -> Result<Session, DbusError> {
-    let mut bus = Connection::system()?;
+    let mut bus = Connection::open(Path::new(SYSTEM_BUS), ANSWER_TIMEOUT)?;
+    if !bus.name_has_owner("org.freedesktop.login1")? {
+        return Err(DbusError::NotRunning("systemd-logind"));
+    }
+    bus.set_timeout(CALL_TIMEOUT)?;
     let reply = bus.call(
         "org.freedesktop.login1",
         "/org/freedesktop/login1",

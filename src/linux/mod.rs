@@ -24,6 +24,7 @@ pub mod logind;
 pub mod logon;
 pub mod mounts;
 pub mod procstate;
+pub mod readiness;
 pub mod shim;
 pub mod state;
 pub mod stop;

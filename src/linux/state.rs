@@ -39,10 +39,10 @@ pub struct State {
     pub cgroup: PathBuf,
     /// Seconds since the Unix epoch.
     pub launched_at: f64,
-    /// Sessions need not wait for this container any more: systemd reported READY=1 to
-    /// the launcher, or the launcher stopped waiting (a slow boot is entered, not waited
-    /// out twice). A record written by an older distrod has no such field: its container
-    /// was ready before the record was written.
+    /// Sessions need not wait for this container any more: what a session needs answers
+    /// (`readiness`), systemd reported READY=1, or a launcher stopped waiting (a slow boot
+    /// is entered, not waited out twice). A record written by an older distrod has no such
+    /// field: its container was ready before the record was written.
     #[serde(default = "yes")]
     pub ready: bool,
 }

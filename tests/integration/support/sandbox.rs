@@ -541,21 +541,31 @@ impl Sandbox {
         }
     }
 
-    /// A oneshot unit that keeps the boot from finishing for `secs` seconds
-    /// (multi-user.target waits for it), installed in the distro's /etc.
+    /// A oneshot unit `slow-boot.service` that keeps the boot from finishing for `secs`
+    /// seconds (multi-user.target waits for it, as for a first boot's cloud-init or apt
+    /// run), installed in the distro's /etc.
     pub fn slow_boot(&self, secs: u32) {
+        self.slow_unit("slow-boot", secs, "");
+    }
+
+    /// A oneshot unit `NAME.service` in multi-user.target that takes `secs` seconds, with
+    /// `unit_lines` added to its [Unit] section (ordering: `Before=...`).
+    pub fn slow_unit(&self, name: &str, secs: u32, unit_lines: &str) {
         self.write_file(
-            "/etc/systemd/system/slow-boot.service",
+            &format!("/etc/systemd/system/{name}.service"),
             format!(
-                "[Unit]\nDescription=a slow boot\n[Service]\nType=oneshot\n\
-                 ExecStart=/bin/sleep {secs}\n[Install]\nWantedBy=multi-user.target\n"
+                "[Unit]\nDescription=a slow start-up job\n{unit_lines}\n[Service]\n\
+                 Type=oneshot\nExecStart=/bin/sleep {secs}\n[Install]\n\
+                 WantedBy=multi-user.target\n"
             ),
         );
         self.run(&[
             "sh",
             "-c",
-            "mkdir -p /etc/systemd/system/multi-user.target.wants && ln -s \
-             /etc/systemd/system/slow-boot.service /etc/systemd/system/multi-user.target.wants/",
+            &format!(
+                "mkdir -p /etc/systemd/system/multi-user.target.wants && ln -s \
+                 /etc/systemd/system/{name}.service /etc/systemd/system/multi-user.target.wants/"
+            ),
         ])
         .success();
     }
