@@ -210,7 +210,13 @@ fn stopped_root_processes(sb: &Sandbox) -> Vec<(i32, String, String)> {
         .collect()
 }
 
-/// Whether the unit of [`Sandbox::slow_boot`] runs (the boot is under way).
+/// A boot in which logind, and so the end of a login's wait (src/linux/readiness.rs), comes
+/// `secs` seconds in: a oneshot `sleep` ordered before systemd-logind.service.
+fn slow_launch(sb: &Sandbox, secs: u32) {
+    sb.slow_unit("slow-boot", secs, "Before=systemd-logind.service");
+}
+
+/// Whether the unit of [`slow_launch`] runs (the boot is under way).
 fn slow_unit_runs(sb: &Sandbox, secs: u32) -> bool {
     let slow = format!("/bin/sleep {secs}");
     sb.processes().into_iter().any(|p| cmdline(p) == slow)
@@ -235,8 +241,8 @@ fn ctrl_z_during_the_boot_wedges_nobody() {
         return;
     };
     let sb = &wsl.sandbox;
-    // A boot of several seconds, so that the Ctrl-Z surely comes while it runs.
-    sb.slow_boot(4);
+    // A launch of several seconds, so that the Ctrl-Z surely comes while it runs.
+    slow_launch(sb, 4);
     // Her login stays (inside, once it got there) until root stops the container.
     let login = format!("{ALIAS_BASH} -l -c 'echo in; {WHERE}; sleep 40'");
     let argv = [
@@ -339,7 +345,7 @@ fn stop_during_a_boot_does_not_wait_for_it() {
     };
     let sb = &wsl.sandbox;
     const BOOT_SECS: u32 = 25;
-    sb.slow_boot(BOOT_SECS);
+    slow_launch(sb, BOOT_SECS);
     let mut login = Running::spawn(wsl.session_command(MALLORY, WHERE, &[]), "mallory's login");
     assert!(
         eventually(Duration::from_secs(15), || sb.container_systemd().is_some()),
@@ -868,7 +874,7 @@ fn roots_processes_are_out_of_her_reach() {
     };
     let sb = &wsl.sandbox;
     const BOOT_SECS: u32 = 5;
-    sb.slow_boot(BOOT_SECS);
+    slow_launch(sb, BOOT_SECS);
     let theirs = wsl.spawn_session("distrod", &until_told("reach"));
     let hers = wsl.spawn_session(MALLORY, &until_told("reach"));
     // While the boot runs: both logins wait for it, one of them runs the launch.

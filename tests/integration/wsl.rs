@@ -428,6 +428,7 @@ fn a_slow_job_does_not_hold_up_the_first_session() {
         "the user's manager does not answer\n{first}"
     );
     assert!(distrod_lines(&first).is_empty(), "{first}");
+    assert!(!first.stderr.contains("waiting for"), "{first}");
     // The boot itself takes 45 s; the session came long before (the first-prompt figure
     // is measured by scripts/bench-firstprompt.sh, not here).
     assert!(took < Duration::from_secs(30), "took {took:?}");
@@ -473,6 +474,64 @@ fn a_boot_stuck_before_logind_is_entered_after_the_limit() {
         t0.elapsed() < Duration::from_secs(5),
         "took {:?}",
         t0.elapsed()
+    );
+    sb.run(&[INSTALLED, "stop"]).success();
+}
+
+/// A wait of more than a second shows one status line on a terminal, saying what it waits
+/// for, erased when the wait ends; without a terminal (`wsl -- CMD`) nothing at all.
+#[test]
+fn a_wait_shows_a_status_line_only_on_a_terminal() {
+    let Some(wsl) = start("a_wait_shows_a_status_line_only_on_a_terminal") else {
+        return;
+    };
+    let sb = &wsl.sandbox;
+    enable(sb);
+    // logind comes 5 s into the boot.
+    sb.slow_unit("before-logind", 5, "Before=systemd-logind.service");
+    let login = "echo in-$(cat /proc/1/comm)";
+    let term = sb.run(&[
+        FAKEWSL,
+        "pty",
+        "--timeout",
+        "40000",
+        "--",
+        FAKEWSL,
+        "relay",
+        "--user",
+        "distrod",
+        "--",
+        login,
+    ]);
+    term.success();
+    // The terminal's bytes (the pty copies them to stdout).
+    let shown = "distrod: starting systemd: waiting for systemd-logind...";
+    let at = term
+        .stdout
+        .find(shown)
+        .unwrap_or_else(|| panic!("no status line on the terminal\n{term}"));
+    assert!(
+        term.stdout[..at].ends_with("\r\x1b[2K"),
+        "the line is not drawn in place\n{term}"
+    );
+    let erased = term.stdout[at..]
+        .find("\r\x1b[2K")
+        .unwrap_or_else(|| panic!("the status line is never erased\n{term}"));
+    let inside = term
+        .stdout
+        .find("in-systemd")
+        .unwrap_or_else(|| panic!("the session did not enter\n{term}"));
+    assert!(at + erased < inside, "erased after the prompt\n{term}");
+    assert!(!term.stdout.contains("still starting"), "{term}");
+    sb.run(&[INSTALLED, "stop"]).success();
+
+    // The same wait without a terminal: the output is the command's alone.
+    let plain = wsl.session("distrod", login);
+    plain.success();
+    assert_eq!(plain.stdout.trim(), "in-systemd", "{plain}");
+    assert!(
+        !plain.stderr.contains("distrod") && !plain.stderr.contains('\x1b'),
+        "{plain}"
     );
     sb.run(&[INSTALLED, "stop"]).success();
 }
