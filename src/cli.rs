@@ -176,6 +176,25 @@ pub struct StopArgs {
 
 #[cfg(target_os = "linux")]
 #[derive(Debug, Args)]
+#[command(after_long_help = "Says what a slow or broken boot is about: the boot's state, the \
+    jobs systemd still runs or waits on (with how long each unit has been activating), and \
+    every failed unit with its result and the last line it logged.\n\n\
+    JSON keys (--json):\n  \
+    running        true while the container runs\n  \
+    pid            its systemd (PID 1), in this distro's pid namespace\n  \
+    uptime_secs    seconds since that systemd started\n  \
+    state          `systemctl is-system-running`: initializing, starting, running,\n                 \
+    degraded, maintenance, stopping...\n  \
+    boot_secs      seconds the boot took (start to finish); null while it boots\n  \
+    jobs           pending jobs, running ones first, longest first: [{id, unit, type\n                 \
+    (start, stop...), state (running or waiting), unit_state (the unit's\n                 \
+    ActiveState), age_secs (how long the unit has been activating, or\n                 \
+    deactivating for a stop; null when waiting or unknown)}]\n  \
+    failed_units   names of the failed units\n  \
+    failed         the same units: [{unit, result (exit-code, signal, timeout...),\n                 \
+    last_log (the last line its failed run logged; null: none)}]\n  \
+    rootfs         the container's root directory\n\n\
+    Not running: running false, the others null or empty.")]
 pub struct StatusArgs {
     /// Print JSON instead of text.
     #[arg(long)]

@@ -9,6 +9,7 @@ mod install;
 mod portproxy;
 mod real_rootfs;
 mod runtime;
+mod status;
 mod support;
 mod windows;
 mod windows_portproxy;
