@@ -37,8 +37,9 @@ const UNIT_NAME_MAX: usize = 255;
 pub struct Config {
     /// `[container] dns`: resolvers for the container's resolv.conf; empty keeps WSL's.
     pub dns: Vec<IpAddr>,
-    /// `[container] boot_timeout`: seconds a session waits for systemd to be ready before it
-    /// enters the still-booting container anyway.
+    /// `[container] boot_timeout`: seconds a session waits for what it needs of systemd
+    /// (the bus and logind, see `linux::readiness`) before it enters the still-booting
+    /// container anyway.
     pub boot_timeout: u64,
     /// `[container] mask`: more units to mask while the container runs.
     pub mask: Vec<String>,
@@ -468,7 +469,9 @@ fn document(c: &Config, header: &str, commented: bool) -> String {
     );
     key(
         &mut out,
-        "Seconds a new session waits for systemd to finish booting (1 to 600).",
+        "Seconds a new session waits for systemd (1 to 600): for its system bus and\n\
+         systemd-logind to answer, not for the whole boot. Past it the session enters\n\
+         the still-starting container anyway.",
         "boot_timeout",
         c.boot_timeout.to_string(),
         d.boot_timeout.to_string(),
