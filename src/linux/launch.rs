@@ -457,19 +457,21 @@ fn wait_other_launch(st: State, opts: &Options, progress: &mut dyn FnMut(Phase))
 }
 
 /// Waits (without the lock) until the record's launcher has marked it ready, systemd
-/// exits, or `timeout` runs out. For [`Until::Sessions`] it also asks
-/// [`readiness::sessions_ready`] itself (a launch with `--no-wait` marks nothing) and
-/// marks the record when that holds.
+/// exits, or `timeout` runs out. It also asks systemd itself every 100 ms (a launch with
+/// `--no-wait` marks nothing): [`readiness::sessions_ready`] for [`Until::Sessions`], the
+/// end of the boot for [`Until::Booted`]; and marks the record when that holds.
 fn wait_marked_ready(st: State, timeout: Duration, until: Until) -> Result<State> {
     let deadline = Instant::now() + timeout;
     let mut cur = st;
     let mut probed: Option<Instant> = None;
+    let holds = |pid: i32| match until {
+        Until::Sessions => readiness::sessions_ready(pid).is_ok(),
+        Until::Booted => readiness::system_state(pid).is_some_and(|s| !readiness::is_booting(&s)),
+    };
     while !cur.ready {
-        if until == Until::Sessions
-            && probed.is_none_or(|t| t.elapsed() >= Duration::from_millis(100))
-        {
+        if probed.is_none_or(|t| t.elapsed() >= Duration::from_millis(100)) {
             probed = Some(Instant::now());
-            if readiness::sessions_ready(cur.pid).is_ok() {
+            if holds(cur.pid) {
                 cur.ready = true;
                 mark_ready(&cur);
                 break;
