@@ -1,7 +1,14 @@
-//! The container's cgroup: `<cgroup2 mount>/distrod`, created by the launcher and made the
-//! root of the container's cgroup namespace, so systemd manages a tree of its own and
-//! never sees (or rewrites) the distro's. WSL and hybrid hosts mount cgroup2 at
-//! /sys/fs/cgroup or /sys/fs/cgroup/unified; it is found in /proc/self/mountinfo.
+//! The container's cgroup: `distrod-<id>` below the cgroup of the distro's init, created
+//! by the launcher and made the root of the container's cgroup namespace, so systemd
+//! manages a tree of its own and never sees (or rewrites) the distro's. WSL and hybrid
+//! hosts mount cgroup2 at /sys/fs/cgroup or /sys/fs/cgroup/unified; it is found in
+//! /proc/self/mountinfo.
+//!
+//! All the distros of a WSL VM share one cgroup tree (WSL gives a distro no cgroup
+//! namespace), so the name carries the distro's own id ([`super::identity`]), and the
+//! place is below the distro's init: WSL (2.9 and later) puts each distro in a cgroup of
+//! its own under `/wsl-user`, whose memory and CPU caps keep WSL's own processes alive,
+//! and the container stays inside them.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -9,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use super::{Context, Error, Result};
 
-pub const NAME: &str = "distrod";
+/// The prefix of container cgroup names.
+pub const PREFIX: &str = "distrod-";
 
 /// The mount point of the first cgroup2 mount in a mountinfo text (proc(5): field 5 is
 /// the mount point, the filesystem type follows the " - " separator).
@@ -51,9 +59,36 @@ pub fn cgroup2_mount() -> Result<PathBuf> {
     })
 }
 
-/// `<cgroup2 mount>/distrod`.
-pub fn container_dir() -> Result<PathBuf> {
-    Ok(cgroup2_mount()?.join(NAME))
+/// `<cgroup of the distro's init>/distrod-<id>`, absolute in the cgroup2 mount. The
+/// distro's init is PID 1 of the pid namespace distrod runs in.
+pub fn container_dir(id: &str) -> Result<PathBuf> {
+    Ok(dir_of(1, &cgroup2_mount()?)?.join(format!("{PREFIX}{id}")))
+}
+
+/// The pids in `dir` (cgroup.procs) as this pid namespace sees them: a process of another
+/// pid namespace that this one does not contain (another distro's) shows as 0.
+pub fn procs(dir: &Path) -> Vec<i32> {
+    fs::read_to_string(dir.join("cgroup.procs"))
+        .map(|t| parse_procs(&t))
+        .unwrap_or_default()
+}
+
+pub fn parse_procs(text: &str) -> Vec<i32> {
+    text.lines().filter_map(|l| l.trim().parse().ok()).collect()
+}
+
+/// Whether `dir` or a cgroup below it holds a process this pid namespace can see.
+pub fn holds_visible(dir: &Path) -> bool {
+    if procs(dir).iter().any(|&p| p > 0) {
+        return true;
+    }
+    fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten().any(|e| {
+                e.file_type().map(|t| t.is_dir()).unwrap_or(false) && holds_visible(&e.path())
+            })
+        })
+        .unwrap_or(false)
 }
 
 /// `populated 1` in cgroup.events: some process lives in this cgroup or below.
@@ -137,5 +172,12 @@ mod tests {
             None
         );
         assert_eq!(unescape("/a\\040b"), "/a b");
+    }
+
+    #[test]
+    fn procs_of_other_namespaces_show_as_zero() {
+        assert_eq!(parse_procs("12\n0\n0\n7\n"), [12, 0, 0, 7]);
+        assert_eq!(parse_procs(""), Vec::<i32>::new());
+        assert_eq!(parse_procs("x\n-\n3\n"), [3]);
     }
 }

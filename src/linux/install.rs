@@ -100,6 +100,8 @@ pub fn install(_ui: &Ui) -> Result<Installed> {
     record_created_dirs(&done.dirs_created)?;
 
     done.copied = install_binary()?;
+    // The distro's identity, which names its container's cgroup.
+    super::identity::get();
     for (rel, contents) in OVERLAY {
         let path = overlay_path(rel)?;
         if lay_file(&path, contents)? {

@@ -23,7 +23,7 @@ use nix::unistd::{ForkResult, fork, setsid};
 use super::mounts::{self, Inputs};
 use super::readiness::{self, Phase};
 use super::state::{self, NAMESPACES, NOTIFY_SOCKET, State};
-use super::{Context, Error, Result, cgroup, procstate, shim, stop, sys};
+use super::{Context, Error, Result, cgroup, identity, procstate, shim, stop, sys};
 
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -354,14 +354,7 @@ fn start(
     opts: &Options,
     rootfs: Option<PathBuf>,
 ) -> Result<(State, UnixDatagram)> {
-    let cg = cgroup::container_dir()?;
-    if cgroup::is_populated(&cg) {
-        return Err(Error::Other(format!(
-            "{} already holds processes: is another container manager using it?",
-            cg.display()
-        )));
-    }
-    std::fs::create_dir_all(&cg).ctx(|| format!("create cgroup {}", cg.display()))?;
+    let cg = container_cgroup()?;
 
     let _ = std::fs::remove_file(NOTIFY_SOCKET);
     let notify = UnixDatagram::bind(NOTIFY_SOCKET).ctx(|| format!("bind {NOTIFY_SOCKET}"))?;
@@ -415,6 +408,40 @@ fn start(
     };
     state::save(lock, &st)?;
     Ok((st, notify))
+}
+
+/// This distro's container cgroup ([`cgroup::container_dir`]), made ready for a new
+/// container, under the state lock. Only this distro's own cgroup is ever touched:
+/// - held by processes this distro cannot see (another distro's: a copy of this one, made
+///   by `wsl --export` and `--import`, that carries the same id): this distro takes a new
+///   id ([`identity::renew`]) and so a cgroup of its own;
+/// - held by processes it can see but no record names: refused (someone else manages
+///   them);
+/// - left empty by a container that ended without `distrod stop` (killed with the
+///   distro): removed and made anew.
+fn container_cgroup() -> Result<PathBuf> {
+    let mut cg = cgroup::container_dir(&identity::get())?;
+    if cgroup::is_populated(&cg) && !cgroup::holds_visible(&cg) {
+        let id = identity::renew()?;
+        tracing::warn!(
+            "{} belongs to another distro with this distro's id (a copy of it?); this \
+             distro's id is now {id}",
+            cg.display()
+        );
+        cg = cgroup::container_dir(&id)?;
+    }
+    if cgroup::is_populated(&cg) {
+        return Err(Error::Other(format!(
+            "{} already holds processes: is another container manager using it?",
+            cg.display()
+        )));
+    }
+    if cg.exists() {
+        let n = cgroup::remove_tree(&cg)?;
+        tracing::debug!(n, "removed a stale container cgroup {}", cg.display());
+    }
+    std::fs::create_dir_all(&cg).ctx(|| format!("create cgroup {}", cg.display()))?;
+    Ok(cg)
 }
 
 /// The launching session's Windows drives when it is not a plain session (services get

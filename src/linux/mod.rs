@@ -17,6 +17,7 @@ pub mod drives;
 pub mod enter;
 pub mod firstboot;
 pub mod hook;
+pub mod identity;
 pub mod install;
 pub mod interop;
 pub mod launch;
