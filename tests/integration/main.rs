@@ -11,6 +11,7 @@ mod real_rootfs;
 mod runtime;
 mod status;
 mod support;
+mod vm;
 mod windows;
 mod windows_portproxy;
 mod wsl;

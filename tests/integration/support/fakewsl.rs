@@ -178,6 +178,25 @@ impl FakeWsl {
         FakeWsl::start_with(rootfs_tree, distrod, builder)
     }
 
+    /// [`FakeWsl::start`] as the first distro, `distro`, of a WSL VM that later ones join
+    /// ([`first_in_vm`](super::sandbox::SandboxBuilder::first_in_vm)).
+    pub fn first_in_vm(rootfs_tree: &Path, distrod: DistrodAt, distro: Option<&str>) -> FakeWsl {
+        let builder = Sandbox::builder().wsl_like().first_in_vm(distro);
+        FakeWsl::start_with(rootfs_tree, distrod, builder)
+    }
+
+    /// [`FakeWsl::start`] as another distro, `distro`, of the VM of `vm` (which must outlive
+    /// it): its own root and namespaces, the VM's cgroup tree, network and `/mnt/wsl`.
+    pub fn in_vm_of(
+        vm: &FakeWsl,
+        rootfs_tree: &Path,
+        distrod: DistrodAt,
+        distro: Option<&str>,
+    ) -> FakeWsl {
+        let builder = Sandbox::builder().wsl_like().in_vm_of(&vm.sandbox, distro);
+        FakeWsl::start_with(rootfs_tree, distrod, builder)
+    }
+
     fn start_with(rootfs_tree: &Path, distrod: DistrodAt, mut builder: SandboxBuilder) -> FakeWsl {
         if distrod == DistrodAt::Staged {
             builder = builder.distrod_not_installed();

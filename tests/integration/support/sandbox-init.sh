@@ -5,7 +5,7 @@
 # at the top of support/sandbox.rs.
 #
 # Usage: sandbox-init.sh DIR LOWER DISTROD HOSTNAME [--wsl-like FAKEWSL] [--distrod-at PATH]
-#                        [--wsl-namespaces elevated|plain]
+#                        [--wsl-namespaces elevated|plain] [--cgroup-dir REL --vm-wsl PATH]
 #        sandbox-init.sh --mount-drive POINT SOURCE MARKER   (inside the sandbox, see below)
 #   DIR      the sandbox's private directory: upper/, work/, merged/ and `binds`
 #            (lines `HOST-PATH<TAB>PATH-INSIDE`, bound read-only); `ready` is created in
@@ -24,6 +24,12 @@
 #            to DIR/keeper). WSL's propagation: `/` private; /proc, /sys, /dev, /run,
 #            /mnt/wsl and /mnt/wslg shared (peers in both namespaces). Each namespace has
 #            its own Windows drive C: (see mount_drive), marker `ADMIN` or `user`.
+#   --cgroup-dir REL  a distro of a VM of several (support/sandbox.rs, first_in_vm): this
+#            process moves itself to REL below the cgroup namespace's root (the VM's)
+#   --vm-wsl PATH  (with --wsl-like) /mnt/wsl is a bind of PATH, the VM's one shared tmpfs,
+#            instead of a tmpfs of its own. The script then runs in a mount namespace made
+#            from the VM's (private but for PATH), so `/` is not made private again
+#            (that would cut PATH's sharing)
 #   --mount-drive POINT SOURCE MARKER  only mount_drive, in the namespace it runs in (how
 #            support/sandbox.rs adds a drive later, in each namespace)
 set -euo pipefail
@@ -46,10 +52,12 @@ fi
 
 D=$1 LOWER=$2 DISTROD=$3 NAME=$4
 shift 4
-FAKEWSL="" DISTROD_AT=/opt/distrod/bin/distrod NAMESPACES=""
+FAKEWSL="" DISTROD_AT=/opt/distrod/bin/distrod NAMESPACES="" CGROUP_DIR="" VM_WSL=""
 while [[ $# -gt 0 ]]; do
     case $1 in
         --wsl-like) FAKEWSL=$2; shift 2 ;;
+        --cgroup-dir) CGROUP_DIR=$2; shift 2 ;;
+        --vm-wsl) VM_WSL=$2; shift 2 ;;
         --distrod-at) DISTROD_AT=$2; shift 2 ;;
         --wsl-namespaces) NAMESPACES=$2; shift 2 ;;
         *) echo "sandbox-init.sh: unknown option $1" >&2; exit 2 ;;
@@ -57,8 +65,14 @@ while [[ $# -gt 0 ]]; do
 done
 R=$D/merged
 
-# Nothing mounted here may propagate to the host.
-mount --make-rprivate /
+# Nothing mounted here may propagate to the host. A VM's mount namespace is a private
+# copy of the host's already, its /mnt/wsl tmpfs the only shared mount.
+if [[ -z $VM_WSL ]]; then
+    mount --make-rprivate /
+elif ! findmnt -rno PROPAGATION,TARGET | awk -v w="$VM_WSL" '$1 != "private" && $2 != w { bad = 1 } END { exit bad }'; then
+    echo "sandbox-init.sh: the VM's mount namespace has shared mounts besides $VM_WSL" >&2
+    exit 1
+fi
 mount -t overlay overlay -o "lowerdir=$LOWER,upperdir=$D/upper,workdir=$D/work" "$R"
 
 # /proc of this pid namespace, /proc/sys read-only (no global sysctl from systemd).
@@ -68,6 +82,10 @@ mount -o remount,bind,ro "$R/proc/sys"
 # /sys of this net namespace, read-only; cgroup2 rooted at the sandbox's cgroup (cgroupns).
 mount -t sysfs -o ro,nosuid,nodev,noexec sysfs "$R/sys"
 mount -t cgroup2 -o nosuid,nodev,noexec cgroup2 "$R/sys/fs/cgroup"
+if [[ -n $CGROUP_DIR ]]; then
+    mkdir -p "$R/sys/fs/cgroup/$CGROUP_DIR"
+    echo $$ >"$R/sys/fs/cgroup/$CGROUP_DIR/cgroup.procs"
+fi
 
 # A private /dev: never devtmpfs, never the host's /dev.
 mount -t tmpfs -o mode=755,size=4m,nosuid tmpfs "$R/dev"
@@ -103,7 +121,11 @@ mount -o remount,bind,ro "$R$DISTROD_AT"
 if [[ -n $FAKEWSL ]]; then
     # WSL's /mnt/wsl: a tmpfs shared between the distros of the VM.
     mkdir -p "$R/mnt/wsl"
-    mount -t tmpfs -o mode=755,nosuid,nodev tmpfs "$R/mnt/wsl"
+    if [[ -n $VM_WSL ]]; then
+        mount --bind "$VM_WSL" "$R/mnt/wsl"
+    else
+        mount -t tmpfs -o mode=755,nosuid,nodev tmpfs "$R/mnt/wsl"
+    fi
     # WSLg's mount: the X11 socket directory, the Wayland runtime dir, the Pulse socket
     # (empty files: nothing listens, only their presence and modes matter).
     mkdir -p "$R/mnt/wslg"

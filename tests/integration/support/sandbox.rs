@@ -99,6 +99,29 @@ pub struct SandboxBuilder {
     /// `Some(first_elevated)`: WSL's two mount namespaces.
     wsl_namespaces: Option<bool>,
     distrod_not_installed: bool,
+    vm: Option<VmRole>,
+}
+
+/// A sandbox's place in a WSL VM of several distros ([`SandboxBuilder::first_in_vm`],
+/// [`SandboxBuilder::in_vm_of`]).
+#[derive(Clone)]
+enum VmRole {
+    /// The first distro: makes the VM (its cgroup namespace, network and `/mnt/wsl`).
+    First { distro: Option<String> },
+    /// A later one, in the VM of the first.
+    Member { vm: Vm, distro: Option<String> },
+}
+
+/// What a VM's later distros join: its first distro's PID 1 (for the cgroup and network
+/// namespaces), the keeper of the VM's mount namespace, and paths on the host.
+#[derive(Clone)]
+struct Vm {
+    pid1: i32,
+    keeper: i32,
+    /// The VM's cgroup on the host (the root of its cgroup namespace).
+    root: PathBuf,
+    /// The VM's `/mnt/wsl` tmpfs: a shared mount in the keeper's mount namespace.
+    wsl: PathBuf,
 }
 
 impl SandboxBuilder {
@@ -130,6 +153,41 @@ impl SandboxBuilder {
         self
     }
 
+    /// The first distro of a WSL VM that later sandboxes join ([`SandboxBuilder::in_vm_of`]),
+    /// as WSL lays one out: the sandbox's cgroup is the VM's whole tree (the root of a
+    /// cgroup namespace all its distros share, as WSL gives a distro none of its own);
+    /// with a `distro` name, each distro's init runs in `wsl-user/<distro>` below it (WSL
+    /// 2.9 and later), without one in the VM's root cgroup, all distros together (WSL
+    /// before 2.9: then [`Sandbox::processes`] and what builds on it see every distro's
+    /// processes, and only the first distro removes the cgroup); the network
+    /// namespace is the VM's, and `/mnt/wsl` is one tmpfs shared by every distro (a mount
+    /// made under it in one appears in all). The VM's mount namespace, a private copy of
+    /// the host's in which that tmpfs is the only shared mount, is held by a keeper
+    /// process; each distro's mount namespace is made from it, so nothing is ever mounted
+    /// in the host's. Implies [`SandboxBuilder::wsl_like`].
+    pub fn first_in_vm(mut self, distro: Option<&str>) -> SandboxBuilder {
+        self.wsl_like = true;
+        self.vm = Some(VmRole::First {
+            distro: distro.map(str::to_string),
+        });
+        self
+    }
+
+    /// Another distro, `distro`, of the VM that `vm` (made with
+    /// [`SandboxBuilder::first_in_vm`]) is the first of: its own mount, pid, uts and ipc
+    /// namespaces and root, and the VM's cgroup tree, network and `/mnt/wsl`.
+    pub fn in_vm_of(mut self, vm: &Sandbox, distro: Option<&str>) -> SandboxBuilder {
+        self.wsl_like = true;
+        self.vm = Some(VmRole::Member {
+            vm: vm
+                .vm
+                .clone()
+                .expect("in_vm_of: that sandbox is not the first of a VM"),
+            distro: distro.map(str::to_string),
+        });
+        self
+    }
+
     /// Binds host directory `host` read-only at `inside` (absolute) in the sandbox.
     pub fn bind_ro(mut self, host: &Path, inside: &str) -> SandboxBuilder {
         assert!(inside.starts_with('/'), "{inside}: not an absolute path");
@@ -157,6 +215,22 @@ pub struct Sandbox {
     inside_path: &'static str,
     /// WSL's two mount namespaces, when asked for.
     namespaces: Option<Namespaces>,
+    /// The VM this sandbox is a distro of.
+    vm: Option<Vm>,
+    /// The first distro of a VM: the keeper of the VM's mount namespace, and the VM's
+    /// cgroup (removed after the distro's own).
+    vm_keeper: Option<Child>,
+    vm_root: Option<PathBuf>,
+    /// False for a distro that shares the VM's root cgroup with the first.
+    owns_cgroup: bool,
+}
+
+/// A VM distro's cgroup on the host: `wsl-user/<distro>` below the VM's, or the VM's own.
+fn distro_cgroup(vm_root: &Path, distro: Option<&str>) -> PathBuf {
+    match distro {
+        Some(d) => vm_root.join("wsl-user").join(d),
+        None => vm_root.to_path_buf(),
+    }
 }
 
 /// The two mount namespaces of a [`SandboxBuilder::wsl_namespaces`] sandbox.
@@ -202,9 +276,26 @@ impl Sandbox {
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::SeqCst)
         );
-        let cgroup = host_cgroup2_parent().join(&name);
-        fs::create_dir(&cgroup)
-            .unwrap_or_else(|e| panic!("create cgroup {}: {e}", cgroup.display()));
+        // A distro of a VM runs in `wsl-user/<distro>` of the VM's cgroup, which its init
+        // script creates; the first distro makes the VM's.
+        let (vm_root, cgroup) = match &builder.vm {
+            None => (None, host_cgroup2_parent().join(&name)),
+            Some(VmRole::First { distro }) => {
+                let root = host_cgroup2_parent().join(&name);
+                let own = distro_cgroup(&root, distro.as_deref());
+                (Some(root), own)
+            }
+            Some(VmRole::Member { vm, distro }) => {
+                (None, distro_cgroup(&vm.root, distro.as_deref()))
+            }
+        };
+        // A distro in the VM's root cgroup shares it: only the first distro removes it.
+        let owns_cgroup = !matches!(&builder.vm, Some(VmRole::Member { distro: None, .. }));
+        let made = vm_root.as_ref().unwrap_or(&cgroup);
+        if builder.vm.is_none() || vm_root.is_some() {
+            fs::create_dir(made)
+                .unwrap_or_else(|e| panic!("create cgroup {}: {e}", made.display()));
+        }
         let dir = tempfile::Builder::new()
             .prefix(&format!("{name}."))
             .tempdir()
@@ -222,6 +313,10 @@ impl Sandbox {
                 INSIDE_PATH
             },
             namespaces: None,
+            vm: None,
+            vm_keeper: None,
+            vm_root: vm_root.clone(),
+            owns_cgroup,
         };
         let d = sandbox.dir().to_path_buf();
         for sub in ["upper", "work", "merged"] {
@@ -251,18 +346,65 @@ impl Sandbox {
 
         // `sh` moves itself into the sandbox's cgroup before `unshare --cgroup`, so that
         // cgroup is the namespace's root; the bounding set is cut before any namespace
-        // exists, so nothing inside can get those capabilities back.
+        // exists, so nothing inside can get those capabilities back. A distro of a VM
+        // starts in the VM's cgroup and mount namespace (and, but for the first, its
+        // cgroup and network namespaces), and its init moves to `wsl-user/<distro>`.
+        let (enter_cgroup, namespaces) = match &builder.vm {
+            None => (
+                sandbox.cgroup.clone(),
+                "unshare --net --cgroup --mount --pid --uts --ipc --fork --kill-child \
+                 --propagation private"
+                    .to_string(),
+            ),
+            Some(role) => {
+                let (vm_root, keeper, join, distro) = match role {
+                    VmRole::First { distro } => {
+                        let root = vm_root.clone().expect("the VM's cgroup");
+                        let keeper = sandbox.start_vm_keeper(&root);
+                        (root, keeper, String::new(), distro)
+                    }
+                    VmRole::Member { vm, distro } => (
+                        vm.root.clone(),
+                        vm.keeper,
+                        format!(
+                            "--cgroup=/proc/{0}/ns/cgroup --net=/proc/{0}/ns/net",
+                            vm.pid1
+                        ),
+                        distro,
+                    ),
+                };
+                let new = if join.is_empty() {
+                    "--net --cgroup "
+                } else {
+                    ""
+                };
+                if let Some(distro) = distro {
+                    options.push("--cgroup-dir".into());
+                    options.push(format!("wsl-user/{distro}").into());
+                }
+                options.push("--vm-wsl".into());
+                options.push(match role {
+                    VmRole::First { .. } => d.join("vm-wsl"),
+                    VmRole::Member { vm, .. } => vm.wsl.clone(),
+                });
+                (
+                    vm_root,
+                    format!(
+                        "nsenter --mount=/proc/{keeper}/ns/mnt {join} -- unshare {new}--mount \
+                         --pid --uts --ipc --fork --kill-child --propagation unchanged"
+                    ),
+                )
+            }
+        };
         let child = Command::new("sh")
             .arg("-c")
-            .arg(
+            .arg(format!(
                 r#"echo $$ > "$1/cgroup.procs" || exit 125
                    shift
-                   exec setpriv --bounding-set "$0" \
-                        unshare --net --cgroup --mount --pid --uts --ipc --fork \
-                        --kill-child --propagation private -- bash "$@""#,
-            )
+                   exec setpriv --bounding-set "$0" {namespaces} -- bash "$@""#
+            ))
             .arg(BOUNDING_SET)
-            .arg(&sandbox.cgroup)
+            .arg(&enter_cgroup)
             .arg(d.join("init.sh"))
             .arg(&d)
             .arg(rootfs_tree)
@@ -328,7 +470,56 @@ impl Sandbox {
                 keeper,
             });
         }
+        match &builder.vm {
+            Some(VmRole::First { .. }) => {
+                sandbox.vm = Some(Vm {
+                    pid1,
+                    keeper: sandbox.vm_keeper.as_ref().expect("the VM's keeper").id() as i32,
+                    root: sandbox.vm_root.clone().expect("the VM's cgroup"),
+                    wsl: d.join("vm-wsl"),
+                })
+            }
+            Some(VmRole::Member { vm, .. }) => sandbox.vm = Some(vm.clone()),
+            None => {}
+        }
         sandbox
+    }
+
+    /// The keeper of a new VM's mount namespace (see [`SandboxBuilder::first_in_vm`]): a
+    /// private copy of the host's, made by `unshare -m`, with a tmpfs at `<dir>/vm-wsl`
+    /// mounted shared (the VM's `/mnt/wsl`); it ends as `sleep infinity` in the VM's
+    /// cgroup. Returns its pid once the tmpfs is there.
+    fn start_vm_keeper(&mut self, vm_root: &Path) -> i32 {
+        let d = self.dir().to_path_buf();
+        fs::create_dir(d.join("vm-wsl")).expect("create the VM's /mnt/wsl");
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(
+                r#"echo $$ > "$0/cgroup.procs" || exit 125
+                   exec unshare --mount --propagation private -- sh -c '
+                       mount -t tmpfs -o mode=755,nosuid,nodev,size=16m vm-wsl "$0" &&
+                       mount --make-shared "$0" && : > "$1" && exec sleep infinity' "$1" "$2""#,
+            )
+            .arg(vm_root)
+            .arg(d.join("vm-wsl"))
+            .arg(d.join("vm-ready"))
+            .env("PATH", host_path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the VM's keeper");
+        let pid = child.id() as i32;
+        self.vm_keeper = Some(child);
+        let deadline = Instant::now() + START_TIMEOUT;
+        while !d.join("vm-ready").exists() {
+            if let Some(status) = self.vm_keeper.as_mut().unwrap().try_wait().unwrap() {
+                panic!("the VM's keeper exited during its setup ({status})");
+            }
+            assert!(Instant::now() < deadline, "the VM's keeper did not come up");
+            thread::sleep(Duration::from_millis(10));
+        }
+        pid
     }
 
     fn dir(&self) -> &Path {
@@ -735,11 +926,14 @@ impl Drop for Sandbox {
                 eprintln!("sandbox {}: unshare did not exit", self.name);
             }
         }
-        // Every process is gone once the cgroup says so; then rmdir depth-first.
+        // Every process is gone once the cgroup says so; then rmdir depth-first. (A
+        // distro in the VM's root cgroup leaves that to the VM's cleanup below.)
+        let own_tree = self.owns_cgroup && self.vm_root.as_ref() != Some(&self.cgroup);
         let deadline = Instant::now() + Duration::from_secs(20);
-        while fs::read_to_string(self.cgroup.join("cgroup.events"))
-            .map(|e| e.lines().any(|l| l == "populated 1"))
-            .unwrap_or(false)
+        while own_tree
+            && fs::read_to_string(self.cgroup.join("cgroup.events"))
+                .map(|e| e.lines().any(|l| l == "populated 1"))
+                .unwrap_or(false)
         {
             if Instant::now() >= deadline {
                 eprintln!("sandbox {}: its cgroup is still populated", self.name);
@@ -747,13 +941,47 @@ impl Drop for Sandbox {
             }
             thread::sleep(Duration::from_millis(20));
         }
-        let mut dirs = cgroup_tree(&self.cgroup);
+        let mut dirs = if own_tree {
+            cgroup_tree(&self.cgroup)
+        } else {
+            vec![]
+        };
         dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
         for dir in dirs {
             if let Err(e) = fs::remove_dir(&dir)
                 && e.kind() != ErrorKind::NotFound
             {
                 eprintln!("sandbox {}: rmdir {}: {e}", self.name, dir.display());
+            }
+        }
+        // The first distro of a VM: the keeper of its mount namespace, then its cgroup (the
+        // other distros' are gone by now: they borrow this sandbox).
+        if let Some(mut keeper) = self.vm_keeper.take() {
+            let _ = keeper.kill();
+            if wait_with_deadline(&mut keeper, Duration::from_secs(20)).is_none() {
+                eprintln!("sandbox {}: the VM's keeper did not exit", self.name);
+            }
+        }
+        if let Some(root) = self.vm_root.take() {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while fs::read_to_string(root.join("cgroup.events"))
+                .map(|e| e.lines().any(|l| l == "populated 1"))
+                .unwrap_or(false)
+            {
+                if Instant::now() >= deadline {
+                    eprintln!("sandbox {}: the VM's cgroup is still populated", self.name);
+                    break;
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+            let mut dirs = cgroup_tree(&root);
+            dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+            for dir in dirs {
+                if let Err(e) = fs::remove_dir(&dir)
+                    && e.kind() != ErrorKind::NotFound
+                {
+                    eprintln!("sandbox {}: rmdir {}: {e}", self.name, dir.display());
+                }
             }
         }
         // The overlay's directories (merged/ was a mount point only in the dead namespace).
@@ -767,6 +995,12 @@ impl Drop for Sandbox {
 
 /// Where a test's cgroup goes: this process's own cgroup in the host's cgroup2 hierarchy.
 fn host_cgroup2_parent() -> PathBuf {
+    host_cgroup_of("self").expect("read /proc/self/cgroup")
+}
+
+/// The cgroup of a host process (`pid`, or `self`) as a directory of the host's cgroup2
+/// mount; None once the process is gone.
+pub fn host_cgroup_of(pid: &str) -> Option<PathBuf> {
     let mountinfo = fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");
     let mount = mountinfo
         .lines()
@@ -776,12 +1010,12 @@ fn host_cgroup2_parent() -> PathBuf {
                 .then(|| left.split_whitespace().nth(4).map(unescape_mountinfo))?
         })
         .expect("no cgroup2 mount on this host (/proc/self/mountinfo)");
-    let own = fs::read_to_string("/proc/self/cgroup")
-        .expect("read /proc/self/cgroup")
+    let own = fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .ok()?
         .lines()
         .find_map(|l| l.strip_prefix("0::").map(str::to_owned))
         .unwrap_or_else(|| "/".to_owned());
-    Path::new(&mount).join(own.trim_start_matches('/'))
+    Some(Path::new(&mount).join(own.trim_start_matches('/')))
 }
 
 /// Mount points in mountinfo escape space, tab, newline and backslash as `\ooo`.
