@@ -7,7 +7,8 @@ sub-second times, GNU long names and sparse files, v7) and by Python's tarfile f
 will not write (device nodes, unsafe paths); xz files made by xz(1) single- and
 multi-block, with each check type, concatenated and padded; a trimmed images.json of the
 shape images.linuxcontainers.org publishes; Debian's account files; wsl.conf files;
-wsl.exe's output in UTF-16LE and UTF-8; ELF headers; /proc texts; Content-Range values.
+wsl.exe's output in UTF-16LE and UTF-8; ELF headers; /proc texts; Content-Range values;
+the container's systemctl, journalctl and D-Bus answers to `distrod status`.
 
 Run it from anywhere (`python3 fuzz/make-corpus.py`); it replaces the seed directories it
 writes. Needs GNU tar and xz(1); run as root so that the tar seeds keep numeric owners and
@@ -431,6 +432,81 @@ def content_range_seeds():
         write("content_range", f"seed-{i}", v)
 
 
+def status_seeds():
+    reset("status")
+    inv_slow = "5d0e4f2b8c1a4e3f9b7d6c5a4e3f2b1a"
+    inv_broken = "0123456789abcdef0123456789abcdef"
+    inv_quiet = "fedcba9876543210fedcba9876543210"
+    manager_booting = "SystemState=starting\nUserspaceTimestampMonotonic=1032551\nFinishTimestampMonotonic=0\n"
+    jobs = """\
+66 distrod-test-slow.service start running
+70 dev-sdz.device                start running
+1  graphical.target              start waiting
+2  multi-user.target             start waiting
+75 systemd-update-utmp-runlevel.service start waiting
+"""
+    failed = """\
+broken.service loaded failed failed Broken on purpose
+quiet.service  loaded failed failed Killed by a signal
+"""
+    units = f"""\
+Id=distrod-test-slow.service
+ActiveState=activating
+InactiveExitTimestampMonotonic=1534211
+ActiveExitTimestampMonotonic=0
+Result=success
+InvocationID={inv_slow}
+
+Id=dev-sdz.device
+ActiveState=inactive
+InactiveExitTimestampMonotonic=0
+ActiveExitTimestampMonotonic=0
+Result=success
+InvocationID=
+
+Id=graphical.target
+ActiveState=inactive
+InactiveExitTimestampMonotonic=0
+ActiveExitTimestampMonotonic=0
+Result=success
+InvocationID=
+
+Id=broken.service
+ActiveState=failed
+InactiveExitTimestampMonotonic=1203331
+ActiveExitTimestampMonotonic=1240012
+Result=exit-code
+InvocationID={inv_broken}
+
+Id=quiet.service
+ActiveState=failed
+InactiveExitTimestampMonotonic=1203440
+ActiveExitTimestampMonotonic=0
+Result=signal
+InvocationID={inv_quiet}
+"""
+    # journalctl -o json: one compact object per line; MESSAGE's bytes when not UTF-8.
+    entries = [
+        {"__CURSOR": "s=1;i=2a", "MESSAGE": "boom: no such file\n", "_SYSTEMD_INVOCATION_ID": inv_broken},
+        {"MESSAGE": [104, 105, 255, 27, 91, 50, 74], "_SYSTEMD_INVOCATION_ID": inv_quiet},
+    ]
+    journal = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in entries)
+    # The five answers of one `distrod status`, in the order it asks (see src/status.rs).
+    write("status", "slow-boot", "\0".join([manager_booting, jobs, failed, units, journal]))
+    manager_done = "SystemState=degraded\nUserspaceTimestampMonotonic=1000000\nFinishTimestampMonotonic=1620000\n"
+    write("status", "degraded", "\0".join([manager_done, "", failed, units, journal]))
+    # One answer each, whole: every parser reads it.
+    write("status", "list-jobs", jobs + "No jobs running.\n-1 a b c\n99999999999999999999999 a b c\n7 short.service start\n")
+    write("status", "show", "Id=a.service\nActiveState=deactivating\nActiveExitTimestampMonotonic=18446744073709551615\n\n"
+          "ActiveState=failed\nId=b.service\nInvocationID=\nweird line\nX=1=2\n\n\n")
+    write("status", "journal", journal
+          + '{"MESSAGE":null,"_SYSTEMD_INVOCATION_ID":"c"}\n{"MESSAGE":"no id"}\n-- No entries --\n[1,2]\n'
+          + '{"MESSAGE":[1000,"x"],"_SYSTEMD_INVOCATION_ID":7}\n{"MESSAGE":"\\u001b[2J\\ud800","_SYSTEMD_INVOCATION_ID":"d"}\n{"MESSAGE":"trunc')
+    # The D-Bus reply to Properties.Get(Manager, SystemState): a variant holding a string.
+    state = b"starting"
+    write("status", "dbus-variant", b"\x01s\x00\x00" + struct.pack("<I", len(state)) + state + b"\x00")
+
+
 def main():
     for tool in ("tar", "xz"):
         if shutil.which(tool) is None:
@@ -445,6 +521,7 @@ def main():
     elf_seeds()
     procfs_seeds()
     content_range_seeds()
+    status_seeds()
     for d in sorted(CORPUS.iterdir()):
         files = list(d.iterdir())
         print(f"{d.name}: {len(files)} seeds, {sum(f.stat().st_size for f in files)} bytes")

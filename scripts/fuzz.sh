@@ -55,14 +55,15 @@ fuzz="$repo/fuzz"
 declare -A max_len=(
     [tar_unpack]=16384 [tar_repack]=16384 [xz]=8192 [catalog]=16384 [config]=4096
     [accounts]=4096 [wsl_conf]=2048 [wsl_exe]=4096 [elf]=4096 [procfs]=4096
-    [content_range]=256
+    [content_range]=256 [status]=4096
 )
 # Targets whose inputs have keywords a mutation rarely spells: libFuzzer's -dict.
 declare -A dict=(
     [tar_unpack]=tar [tar_repack]=tar [catalog]=catalog [config]=config [accounts]=accounts
+    [status]=status
 )
 all_targets=(tar_unpack tar_repack xz catalog config accounts wsl_conf wsl_exe elf procfs
-    content_range)
+    content_range status)
 
 seconds=30
 seed=1

@@ -1,7 +1,7 @@
 //! The fuzz targets of distrod: one module per parser of input that comes from outside
-//! distrod (an image server, a downloaded image, a distro's /etc, the kernel's /proc, WSL),
-//! each with a `run(&[u8])` that feeds the bytes to the real function the product uses,
-//! through the `distrod` library.
+//! distrod (an image server, a downloaded image, a distro's /etc, the kernel's /proc, WSL,
+//! the container's systemd), each with a `run(&[u8])` that feeds the bytes to the real
+//! function the product uses, through the `distrod` library.
 //!
 //! The binaries in `fuzz_targets/` hand libFuzzer's inputs to these functions; the tests in
 //! `tests/` run the seed corpus and every saved crash input through them without the fuzzer,
@@ -17,6 +17,7 @@ pub mod elf;
 pub mod fixup;
 pub mod procfs;
 pub mod scratch;
+pub mod status;
 pub mod tar_repack;
 pub mod tar_unpack;
 pub mod wsl_conf;
@@ -40,6 +41,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("elf", elf::run),
     ("procfs", procfs::run),
     ("content_range", content_range::run),
+    ("status", status::run),
 ];
 
 /// Splits an input that stands for several files at its NUL bytes: the `n`th part is the

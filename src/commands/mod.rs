@@ -19,7 +19,7 @@ mod launch;
 mod pack;
 pub mod portproxy;
 #[cfg(target_os = "linux")]
-mod status;
+pub mod status;
 #[cfg(target_os = "linux")]
 mod stop;
 

@@ -15,7 +15,8 @@
 //!    there are any.
 //!
 //! All of it is parsed by pure functions that take whatever bytes come back (the container
-//! is not trusted to answer sensibly) and never panic.
+//! is not trusted to answer sensibly) and never panic; they and [`text`] are public for the
+//! fuzz target `status` (fuzz/), which checks that.
 //!
 //! A job's age: systemd does not publish when a job started, only when its unit changed
 //! state. For a unit that is `activating`, `InactiveExitTimestampMonotonic` is the moment it
@@ -45,47 +46,47 @@ const FAILED_LINES: usize = 5;
 /// Most failed units whose journal is read (a single `sh` runs `journalctl` once for each).
 const LOGGED_FAILED: usize = 16;
 /// Longest container-provided text (a log line, a unit name) in the text output, in chars.
-const TEXT_MAX: usize = 200;
+pub const TEXT_MAX: usize = 200;
 
 #[derive(Debug, Serialize)]
-struct Report {
-    running: bool,
-    pid: Option<i32>,
-    uptime_secs: Option<f64>,
-    state: Option<String>,
-    failed_units: Vec<String>,
-    rootfs: Option<String>,
+pub struct Report {
+    pub running: bool,
+    pub pid: Option<i32>,
+    pub uptime_secs: Option<f64>,
+    pub state: Option<String>,
+    pub failed_units: Vec<String>,
+    pub rootfs: Option<String>,
     /// Seconds from systemd's start to the end of its boot; None while it boots.
-    boot_secs: Option<f64>,
-    jobs: Vec<Job>,
-    failed: Vec<Failed>,
+    pub boot_secs: Option<f64>,
+    pub jobs: Vec<Job>,
+    pub failed: Vec<Failed>,
 }
 
 /// One of systemd's pending jobs.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-struct Job {
-    id: u64,
-    unit: String,
+pub struct Job {
+    pub id: u64,
+    pub unit: String,
     /// start, stop, restart, reload, verify-active...
     #[serde(rename = "type")]
-    kind: String,
+    pub kind: String,
     /// `running` or `waiting` (for other jobs to finish first).
-    state: String,
+    pub state: String,
     /// The unit's ActiveState (activating, deactivating, inactive...), if known.
-    unit_state: Option<String>,
+    pub unit_state: Option<String>,
     /// Seconds the unit has been activating (deactivating for a stop job); None for a
     /// waiting job and when systemd does not tell.
-    age_secs: Option<f64>,
+    pub age_secs: Option<f64>,
 }
 
 /// A failed unit and why.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-struct Failed {
-    unit: String,
+pub struct Failed {
+    pub unit: String,
     /// The unit's `Result` property (exit-code, signal, timeout, resources...).
-    result: Option<String>,
+    pub result: Option<String>,
     /// The last line the unit's failed run logged (the journal, by its InvocationID).
-    last_log: Option<String>,
+    pub last_log: Option<String>,
 }
 
 impl Report {
@@ -275,7 +276,7 @@ fn round2(x: f64) -> f64 {
 
 /// `systemctl list-jobs --plain --no-legend`: `JOB UNIT TYPE STATE` per line. Anything
 /// else (a legend, "No jobs running.", garbage) is skipped.
-fn parse_jobs(out: &str) -> Vec<Job> {
+pub fn parse_jobs(out: &str) -> Vec<Job> {
     out.lines()
         .filter_map(|l| {
             let mut w = l.split_whitespace();
@@ -295,7 +296,7 @@ fn parse_jobs(out: &str) -> Vec<Job> {
 
 /// `systemctl show`: blocks of `KEY=VALUE` lines, one block per unit, separated by empty
 /// lines. Lines without `=` are skipped.
-fn parse_show(out: &str) -> Vec<HashMap<String, String>> {
+pub fn parse_show(out: &str) -> Vec<HashMap<String, String>> {
     let mut blocks = vec![];
     let mut cur = HashMap::new();
     for line in out.lines() {
@@ -314,7 +315,7 @@ fn parse_show(out: &str) -> Vec<HashMap<String, String>> {
 }
 
 /// The blocks of [`parse_show`] by their `Id` (blocks without one are dropped).
-fn by_id(blocks: Vec<HashMap<String, String>>) -> HashMap<String, HashMap<String, String>> {
+pub fn by_id(blocks: Vec<HashMap<String, String>>) -> HashMap<String, HashMap<String, String>> {
     blocks
         .into_iter()
         .filter_map(|b| Some((b.get("Id")?.clone(), b)))
@@ -327,7 +328,7 @@ fn usec(props: &HashMap<String, String>, key: &str) -> Option<u64> {
 }
 
 /// Seconds from systemd's start to the end of its boot, once it ended.
-fn boot_secs(manager: &HashMap<String, String>) -> Option<f64> {
+pub fn boot_secs(manager: &HashMap<String, String>) -> Option<f64> {
     let start = usec(manager, "UserspaceTimestampMonotonic")?;
     let end = usec(manager, "FinishTimestampMonotonic")?;
     Some(round2(end.checked_sub(start)? as f64 / 1e6))
@@ -335,7 +336,11 @@ fn boot_secs(manager: &HashMap<String, String>) -> Option<f64> {
 
 /// The listed jobs with their unit's state and age at `now` (µs of CLOCK_MONOTONIC):
 /// running jobs first, the longest-running first, then the waiting ones, each by job id.
-fn jobs(listed: Vec<Job>, props: &HashMap<String, HashMap<String, String>>, now: u64) -> Vec<Job> {
+pub fn jobs(
+    listed: Vec<Job>,
+    props: &HashMap<String, HashMap<String, String>>,
+    now: u64,
+) -> Vec<Job> {
     let mut jobs: Vec<Job> = listed
         .into_iter()
         .map(|mut j| {
@@ -374,13 +379,13 @@ fn jobs(listed: Vec<Job>, props: &HashMap<String, HashMap<String, String>>, now:
 }
 
 /// An invocation ID as systemd prints it: 32 hex digits.
-fn is_invocation_id(s: &str) -> bool {
+pub fn is_invocation_id(s: &str) -> bool {
     s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// `journalctl -o json` lines: the MESSAGE of each `_SYSTEMD_INVOCATION_ID` (the last line
 /// of each wins). MESSAGE is a string, or an array of bytes when it is not valid UTF-8.
-fn parse_journal(out: &str) -> HashMap<String, String> {
+pub fn parse_journal(out: &str) -> HashMap<String, String> {
     let mut logs = HashMap::new();
     for line in out.lines() {
         let Ok(serde_json::Value::Object(entry)) = serde_json::from_str(line) else {
@@ -409,7 +414,7 @@ fn parse_journal(out: &str) -> HashMap<String, String> {
 }
 
 /// `systemctl --failed --plain --no-legend`: one unit per line, its name first.
-fn failed_units(out: &str) -> Vec<String> {
+pub fn failed_units(out: &str) -> Vec<String> {
     out.lines()
         .filter_map(|l| l.split_whitespace().next())
         .map(String::from)
@@ -425,7 +430,11 @@ fn clean(s: &str, max: usize) -> String {
             out.push('…');
             break;
         }
-        if c.is_control() {
+        // Control characters, and the bidirectional overrides and line separators that
+        // would make a terminal show something other than what the container said.
+        if c.is_control()
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
+        {
             out.extend(c.escape_default());
         } else {
             out.push(c);
@@ -451,7 +460,7 @@ fn secs(s: f64) -> String {
     }
 }
 
-fn text(r: &Report) -> String {
+pub fn text(r: &Report) -> String {
     if !r.running {
         return "the container is not running\n".into();
     }
@@ -768,6 +777,7 @@ mod tests {
         assert_eq!(clean("abcdef", 3), "abc…");
         assert_eq!(clean("abc", 3), "abc");
         assert_eq!(clean("", 3), "");
+        assert_eq!(clean("a\u{202e}b\u{2028}c", 100), "a\\u{202e}b\\u{2028}c");
     }
 
     fn job(unit: &str, state: &str, age: Option<f64>) -> Job {

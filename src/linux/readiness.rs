@@ -145,7 +145,7 @@ pub fn system_state(pid: i32) -> Option<String> {
 }
 
 /// A reply of signature `v` holding a string.
-fn parse_string_variant(signature: &str, body: &[u8]) -> Option<String> {
+pub fn parse_string_variant(signature: &str, body: &[u8]) -> Option<String> {
     if signature != "v" {
         return None;
     }
