@@ -71,7 +71,13 @@ impl std::str::FromStr for PortSpec {
     }
 }
 
-/// The relay until standard input ends (or Ctrl-C).
+/// `serve`'s exit status when a port is taken on Windows (by another distro's port proxy,
+/// or any other program): the unit does not retry it (`RestartPreventExitStatus=`).
+pub const PORT_IN_USE: u8 = 3;
+
+/// The relay until standard input ends (or Ctrl-C). It prints `listening on LISTEN ->
+/// TARGET` for each port once all are bound; a port already taken gives one line naming
+/// it and exit status [`PORT_IN_USE`].
 fn serve(to: IpAddr, ports: &[PortSpec], bind: IpAddr, ui: &Ui) -> anyhow::Result<ExitCode> {
     if ports.is_empty() {
         bail!("no ports to forward: give --ports PORT[,PORT...]");
@@ -87,7 +93,19 @@ fn serve(to: IpAddr, ports: &[PortSpec], bind: IpAddr, ui: &Ui) -> anyhow::Resul
             .collect(),
         targets.clone(),
     );
-    let relay = Relay::start(config)?;
+    let relay = match Relay::start(config) {
+        Ok(relay) => relay,
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+            // The VM's distros share Windows' ports: the other one may be a distro's proxy.
+            eprintln!(
+                "error: {e}: another program on Windows serves that port (another distro's \
+                 port proxy?); remove the port there or here (`distrod portproxy remove \
+                 PORT`)"
+            );
+            return Ok(ExitCode::from(PORT_IN_USE));
+        }
+        Err(e) => return Err(e.into()),
+    };
     {
         let mut out = io::stdout().lock();
         for (l, t) in relay.local_addrs().iter().zip(&targets) {
@@ -159,9 +177,28 @@ mod linux {
         }
         let new = config::with_ports(&text, &ports)?;
         write_atomically(path, &new)?;
+        if state::running().is_some()
+            && let Err(e) = restart_unit()
+        {
+            // Refused: the file as it was, and the proxy as it was (nothing half-made).
+            let why = unit_failure().unwrap_or_else(|| format!("{e:#}"));
+            write_atomically(path, &text)?;
+            if let Err(e) = restart_unit() {
+                tracing::debug!("restarting the port proxy as it was: {e:#}");
+            }
+            bail!(
+                "the port proxy cannot serve {}: {why}; {} is unchanged",
+                add.iter()
+                    .chain(remove)
+                    .map(u16::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                path.display()
+            );
+        }
         ui.status(format_args!("{}", describe(&ports)));
         if state::running().is_some() {
-            restart_unit(ui)?;
+            ui.status(format_args!("restarted {}", mounts::PORTPROXY_UNIT));
         }
         Ok(ExitCode::SUCCESS)
     }
@@ -199,30 +236,44 @@ mod linux {
         Ok(())
     }
 
-    /// `systemctl restart` of the unit inside the running container.
-    fn restart_unit(ui: &Ui) -> anyhow::Result<()> {
+    /// `ARGV` in the running container (`distrod exec --no-launch`), its output captured.
+    fn in_container(argv: &[&str]) -> anyhow::Result<std::process::Output> {
         let me = std::env::current_exe().context("cannot find distrod")?;
-        let status = Command::new(me)
-            .args([
-                "--quiet",
-                "exec",
-                "--no-launch",
-                "--",
-                "systemctl",
-                "restart",
-            ])
-            .arg(mounts::PORTPROXY_UNIT)
+        Command::new(me)
+            .args(["--quiet", "exec", "--no-launch", "--"])
+            .args(argv)
             .stdin(Stdio::null())
-            .status()
-            .context("cannot run systemctl in the container")?;
-        if !status.success() {
+            .output()
+            .context("cannot run a command in the container")
+    }
+
+    /// `systemctl restart` of the unit inside the running container; it returns once every
+    /// port is served (the unit is Type=notify), and fails when one cannot be.
+    fn restart_unit() -> anyhow::Result<()> {
+        let out = in_container(&["systemctl", "restart", mounts::PORTPROXY_UNIT])?;
+        if !out.status.success() {
             bail!(
-                "systemctl restart {} failed in the container ({status})",
-                mounts::PORTPROXY_UNIT
+                "systemctl restart {} failed in the container ({}): {}",
+                mounts::PORTPROXY_UNIT,
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
             );
         }
-        ui.status(format_args!("restarted {}", mounts::PORTPROXY_UNIT));
         Ok(())
+    }
+
+    /// Why the unit's last start failed: the last line its processes logged (the relay's
+    /// own error line, such as a port taken on Windows).
+    fn unit_failure() -> Option<String> {
+        let script = format!(
+            "id=$(systemctl show -p InvocationID --value {0}) && [ -n \"$id\" ] && \
+             journalctl --no-pager -q -o cat -n 1 _SYSTEMD_INVOCATION_ID=\"$id\"",
+            mounts::PORTPROXY_UNIT
+        );
+        let out = in_container(&["sh", "-c", &script]).ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text.lines().last()?.trim();
+        (!line.is_empty()).then(|| line.strip_prefix("error: ").unwrap_or(line).to_string())
     }
 
     pub fn list() -> anyhow::Result<ExitCode> {
@@ -235,6 +286,25 @@ mod linux {
             }
         }
         Ok(ExitCode::SUCCESS)
+    }
+
+    /// sd_notify(3) READY=1 to `$NOTIFY_SOCKET` (a path, or `@` for an abstract name), if
+    /// systemd gave one.
+    fn sd_notify_ready() {
+        use std::os::linux::net::SocketAddrExt;
+        use std::os::unix::net::{SocketAddr, UnixDatagram};
+        let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+            return;
+        };
+        let bytes = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str());
+        let addr = match bytes.strip_prefix(b"@") {
+            Some(name) => SocketAddr::from_abstract_name(name),
+            None => SocketAddr::from_pathname(Path::new(&path)),
+        };
+        let sent = addr.and_then(|a| UnixDatagram::unbound()?.send_to_addr(b"READY=1", &a));
+        if let Err(e) = sent {
+            tracing::debug!("sd_notify: {e}");
+        }
     }
 
     /// The distro's address other machines' connections go to: the first IPv4 address of
@@ -293,6 +363,7 @@ mod linux {
             .arg("--ports")
             .arg(&ports)
             .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
             .spawn()
             .with_context(|| format!("cannot start {} (is Windows interop on?)", exe.display()))?;
         ui.status(format_args!(
@@ -301,10 +372,33 @@ mod linux {
             child.id()
         ));
         let stdin = child.stdin.take();
+        // Its `listening on` lines (one per port, once all are bound) go to the journal,
+        // and the last one makes the unit ready (Type=notify): `systemctl restart` returns
+        // once the ports are served, or fails when one cannot be.
+        if let Some(out) = child.stdout.take() {
+            let want = c.ports.len();
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                let mut seen = 0;
+                for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                    println!("{line}");
+                    if line.starts_with("listening on ") {
+                        seen += 1;
+                        if seen == want {
+                            sd_notify_ready();
+                        }
+                    }
+                }
+            });
+        }
         loop {
             if let Some(status) = child.try_wait().context("cannot wait for distrod.exe")? {
                 if status.success() {
                     return Ok(ExitCode::SUCCESS);
+                }
+                if status.code() == Some(i32::from(super::PORT_IN_USE)) {
+                    // It said which port and why, in the journal's last line.
+                    return Ok(ExitCode::from(super::PORT_IN_USE));
                 }
                 bail!("distrod.exe portproxy serve exited with {status}");
             }

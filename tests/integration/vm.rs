@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use crate::support::Output;
-use crate::support::fakewsl::{DistrodAt, FakeWsl};
+use crate::support::fakewsl::{DistrodAt, EchoServer, FAKEWSL, FakeWsl};
 use crate::support::sandbox::{STAGED_DISTROD, Sandbox, host_cgroup_of, prerequisites};
 
 const INSTALLED: &str = "/opt/distrod/bin/distrod";
@@ -215,6 +215,74 @@ fn a_copy_of_a_distro_takes_a_new_id() {
         before,
         "the original's container was touched"
     );
+    for wsl in all.iter().rev() {
+        wsl.sandbox.run(&[INSTALLED, "stop"]).success();
+    }
+}
+
+/// Windows' ports are one for all the distros of a VM: a port one distro's proxy serves is
+/// refused to another's with one clear line, its /etc/distrod.toml unchanged and the first
+/// proxy still serving; at boot, a proxy whose port is taken fails with that line, which
+/// `distrod status` shows.
+#[test]
+fn two_port_proxies_for_one_port_give_one_clear_error() {
+    let Some(all) = vm(
+        "two_port_proxies_for_one_port_give_one_clear_error",
+        &["web", "other"],
+        true,
+    ) else {
+        return;
+    };
+    let (web, other) = (&all[0].sandbox, &all[1].sandbox);
+    // The VM's eth0 (WSL's distros share it), and a server behind it.
+    web.add_eth0("10.77.0.2/24");
+    let _server = EchoServer::start(web, "10.77.0.2:8080");
+    for sb in [web, other] {
+        // distrod.exe's `portproxy serve` is the Linux binary's code: it stands in here,
+        // the VM's shared network standing in for Windows' ports.
+        sb.run(&["cp", INSTALLED, "/opt/distrod/bin/distrod.exe"])
+            .success();
+    }
+    let config = "[portproxy]\nports = [8080]\nlisten = \"127.0.0.1\"\n";
+    web.write_file("/etc/distrod.toml", config);
+    let none = "[portproxy]\nlisten = \"127.0.0.1\"\n";
+    other.write_file("/etc/distrod.toml", none);
+    web.run(&[INSTALLED, "launch"]).success();
+    let through = |sb: &Sandbox| sb.run(&[FAKEWSL, "send", "127.0.0.1:8080", "1000"]);
+    through(web).success();
+
+    other.run(&[INSTALLED, "launch"]).success();
+    let out = other.run(&[INSTALLED, "portproxy", "add", "8080"]);
+    assert_eq!(out.code(), Some(1), "{out}");
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{out}");
+    assert!(
+        lines[0].contains("8080")
+            && lines[0].contains("another distro's port proxy")
+            && lines[0].contains("unchanged"),
+        "{out}"
+    );
+    assert_eq!(other.read_file("/etc/distrod.toml").as_deref(), Some(none));
+    through(web).success();
+    through(other).success();
+
+    // Asked for at boot: the unit fails with the line, and says so in `status`.
+    other.write_file("/etc/distrod.toml", config);
+    other.run(&[INSTALLED, "stop"]).success();
+    other.run(&[INSTALLED, "launch"]).success();
+    let status = other.run(&[INSTALLED, "status", "--json"]);
+    let failed = status.json()["failed"].clone();
+    let proxy = failed
+        .as_array()
+        .and_then(|f| f.iter().find(|u| u["unit"] == "distrod-portproxy.service"))
+        .unwrap_or_else(|| panic!("the proxy did not fail\n{status}"));
+    assert!(
+        proxy["last_log"]
+            .as_str()
+            .is_some_and(|l| l.contains("another distro's port proxy")),
+        "{status}"
+    );
+    through(web).success();
     for wsl in all.iter().rev() {
         wsl.sandbox.run(&[INSTALLED, "stop"]).success();
     }

@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::support::Output;
-use crate::support::fakewsl::{DistrodAt, FAKEWSL, FakeWsl, LogEntry};
+use crate::support::fakewsl::{DistrodAt, EchoServer, FAKEWSL, FakeWsl, LogEntry};
 use crate::support::sandbox::{STAGED_DISTROD, Sandbox, prerequisites};
 
 const INSTALLED: &str = "/opt/distrod/bin/distrod";
@@ -779,62 +779,13 @@ fn start_on_windows_boot_writes_the_logon_entry_and_disable_removes_it() {
     assert_eq!(sb.read_file("/etc/passwd").unwrap(), passwd0);
 }
 
-/// `ip ARGS` of the host, in the sandbox's own network namespace only.
-fn ip_in(sb: &Sandbox, args: &[&str]) {
-    let out = std::process::Command::new("nsenter")
-        .args(["-t", &sb.pid1().to_string(), "-n", "ip"])
-        .args(args)
-        .output()
-        .expect("run nsenter ip");
-    assert!(
-        out.status.success(),
-        "ip {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A TCP echo server inside the sandbox, stopped (by pid) when dropped.
-struct Echo(std::process::Child);
-
-impl Echo {
-    fn start(sb: &Sandbox, addr: &str) -> Echo {
-        use std::io::BufRead;
-        let mut child = sb
-            .command(&[FAKEWSL, "echo", addr])
-            .spawn()
-            .expect("start the echo server");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.as_mut().expect("piped stdout"))
-            .read_line(&mut line)
-            .expect("read the echo server's first line");
-        assert!(line.starts_with("ready"), "echo server on {addr}: {line:?}");
-        Echo(child)
-    }
-}
-
-impl Drop for Echo {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn the_port_proxy_forwards_to_the_distro_while_the_container_runs() {
     let Some(wsl) = start("the_port_proxy_forwards_to_the_distro_while_the_container_runs") else {
         return;
     };
     let sb = &wsl.sandbox;
-    // An eth0 like WSL's, with the distro's own address, in the sandbox's network namespace.
-    ip_in(
-        sb,
-        &[
-            "link", "add", "eth0", "type", "veth", "peer", "name", "eth0peer",
-        ],
-    );
-    ip_in(sb, &["addr", "add", "10.77.0.2/24", "dev", "eth0"]);
-    ip_in(sb, &["link", "set", "eth0peer", "up"]);
-    ip_in(sb, &["link", "set", "eth0", "up"]);
+    sb.add_eth0("10.77.0.2/24");
 
     sb.run(&[STAGED_DISTROD, "install"]).success();
     // distrod.exe would run on Windows through interop; its `portproxy serve` is the same
@@ -845,8 +796,8 @@ fn the_port_proxy_forwards_to_the_distro_while_the_container_runs() {
         "/etc/distrod.toml",
         "# mine\n[portproxy]\nports = [8080]\nlisten = \"127.0.0.1\"\n",
     );
-    let _web = Echo::start(sb, "10.77.0.2:8080");
-    let _ssh = Echo::start(sb, "10.77.0.2:9090");
+    let _web = EchoServer::start(sb, "10.77.0.2:8080");
+    let _ssh = EchoServer::start(sb, "10.77.0.2:9090");
 
     sb.run(&[INSTALLED, "launch"]).success();
     wait_for(

@@ -490,6 +490,34 @@ fn first_child(pid: i32) -> Option<i32> {
     children(pid).into_iter().next()
 }
 
+/// A TCP echo server inside a sandbox (`fakewsl echo ADDR`), stopped (by pid) when
+/// dropped.
+pub struct EchoServer(std::process::Child);
+
+impl EchoServer {
+    /// Starts it and returns once it listens on `addr`.
+    pub fn start(sb: &Sandbox, addr: &str) -> EchoServer {
+        use std::io::BufRead;
+        let mut child = sb
+            .command(&[FAKEWSL, "echo", addr])
+            .spawn()
+            .expect("start the echo server");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.as_mut().expect("piped stdout"))
+            .read_line(&mut line)
+            .expect("read the echo server's first line");
+        assert!(line.starts_with("ready"), "echo server on {addr}: {line:?}");
+        EchoServer(child)
+    }
+}
+
+impl Drop for EchoServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

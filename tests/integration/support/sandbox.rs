@@ -761,6 +761,33 @@ impl Sandbox {
         .success();
     }
 
+    /// `ip ARGS` of the host in the sandbox's network namespace only (the VM's, for a
+    /// distro of one).
+    pub fn ip(&self, args: &[&str]) {
+        let out = Command::new("nsenter")
+            .args(["-t", &self.pid1().to_string(), "-n", "ip"])
+            .args(args)
+            .env("PATH", host_path())
+            .output()
+            .expect("run nsenter ip");
+        assert!(
+            out.status.success(),
+            "ip {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// An `eth0` like WSL's (a veth whose peer is up) with `address` (`IP/PREFIX`), in the
+    /// sandbox's network namespace.
+    pub fn add_eth0(&self, address: &str) {
+        self.ip(&[
+            "link", "add", "eth0", "type", "veth", "peer", "name", "eth0peer",
+        ]);
+        self.ip(&["addr", "add", address, "dev", "eth0"]);
+        self.ip(&["link", "set", "eth0peer", "up"]);
+        self.ip(&["link", "set", "eth0", "up"]);
+    }
+
     /// The host pid of the systemd of the container running in the sandbox, if one runs
     /// (one at most).
     pub fn container_systemd(&self) -> Option<i32> {
