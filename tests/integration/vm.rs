@@ -287,3 +287,68 @@ fn two_port_proxies_for_one_port_give_one_clear_error() {
         wsl.sandbox.run(&[INSTALLED, "stop"]).success();
     }
 }
+
+/// A container that died with its distro (WSL killed it; the distro's /run went with it)
+/// leaves its cgroup behind where distros share a cgroup: the distro's next launch removes
+/// that stale cgroup of its own and boots afresh, while another distro's running container
+/// is never touched.
+#[test]
+fn a_stale_cgroup_of_its_own_is_cleaned_and_no_other() {
+    let Some(all) = vm(
+        "a_stale_cgroup_of_its_own_is_cleaned_and_no_other",
+        &["crashed", "neighbour"],
+        false,
+    ) else {
+        return;
+    };
+    let (crashed, neighbour) = (&all[0].sandbox, &all[1].sandbox);
+    for wsl in all.iter() {
+        let out = wsl.session("distrod", WHERE);
+        assert_eq!(field(&out, "pid1"), "systemd", "{out}");
+    }
+    let theirs = container_in_distro(neighbour);
+    let (pid, cg) = container_in_distro(crashed);
+    // Killed as WSL's stop kills it (SIGKILL to everything), and the distro's /run gone.
+    crashed
+        .run(&[
+            "sh",
+            "-c",
+            &format!("kill -KILL {pid}; rm -rf /run/distrod"),
+        ])
+        .success();
+    let stale = crashed.cgroup().join(cg.trim_start_matches('/'));
+    let stale_root = stale.parent().expect("distrod-<id>").to_path_buf();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while crashed.run(&["kill", "-0", &pid.to_string()]).code() == Some(0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "systemd survived SIGKILL"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        stale_root.is_dir(),
+        "no stale cgroup at {}",
+        stale_root.display()
+    );
+    // A cgroup left below it (empty, as the dead systemd's are).
+    let left = stale_root.join("left-by-the-crash");
+    std::fs::create_dir(&left).expect("mkdir in the stale cgroup");
+
+    let out = all[0].session("distrod", WHERE);
+    out.success();
+    assert_eq!(field(&out, "pid1"), "systemd", "{out}");
+    assert_eq!(field(&out, "distro"), "crashed", "{out}");
+    let (new_pid, new_cg) = container_in_distro(crashed);
+    assert_ne!(new_pid, pid);
+    assert_eq!(new_cg, cg, "the same distro, the same cgroup");
+    assert!(!left.exists(), "the stale cgroup was not removed");
+    assert_eq!(
+        container_in_distro(neighbour),
+        theirs,
+        "the neighbour was touched"
+    );
+    for wsl in all.iter().rev() {
+        wsl.sandbox.run(&[INSTALLED, "stop"]).success();
+    }
+}
