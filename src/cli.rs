@@ -193,7 +193,9 @@ pub struct StopArgs {
     failed_units   names of the failed units\n  \
     failed         the same units: [{unit, result (exit-code, signal, timeout...),\n                 \
     last_log (the last line its failed run logged; null: none)}]\n  \
-    rootfs         the container's root directory\n\n\
+    rootfs         the container's root directory\n  \
+    previous       how the container before this one ended (when not running: the last\n                 \
+    one): powered off cleanly (by what), or killed with the distro; null: no record\n\n\
     Not running: running false, the others null or empty.")]
 pub struct StatusArgs {
     /// Print JSON instead of text.

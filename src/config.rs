@@ -15,6 +15,8 @@ pub const PATH: &str = "/etc/distrod.toml";
 /// resolv.conf(5) uses at most this many `nameserver` lines (glibc's MAXNS).
 pub const MAX_DNS: usize = 3;
 pub const BOOT_TIMEOUT: RangeInclusive<u64> = 1..=600;
+/// `container.idle_stop_margin`, seconds.
+pub const IDLE_STOP_MARGIN: RangeInclusive<u64> = 0..=60;
 
 /// The unit types a name may end in.
 const UNIT_SUFFIXES: [&str; 11] = [
@@ -45,6 +47,12 @@ pub struct Config {
     pub mask: Vec<String>,
     /// `[container] unmask`: units of distrod's built-in mask list to leave alone.
     pub unmask: Vec<String>,
+    /// `[container] stop_when_idle`: power the container off cleanly when the distro's
+    /// last WSL session has ended, before WSL's idle stop kills it (`linux::idle`).
+    pub stop_when_idle: bool,
+    /// `[container] idle_stop_margin`: seconds before WSL's idle stop by which that
+    /// poweroff must be over.
+    pub idle_stop_margin: u64,
     /// `[session] pass_env`: more variables passed from the WSL session into the container.
     pub pass_env: Vec<String>,
     /// `[session] fallback_shell`: run the plain shell outside (with a warning) when the
@@ -66,6 +74,8 @@ impl Default for Config {
             boot_timeout: 30,
             mask: Vec::new(),
             unmask: Vec::new(),
+            stop_when_idle: true,
+            idle_stop_margin: 2,
             pass_env: Vec::new(),
             fallback_shell: true,
             rehook: true,
@@ -125,7 +135,17 @@ fn read(path: &Path) -> Result<Option<String>, ConfigError> {
 
 /// The tables and their keys, in the order they are documented.
 const SCHEMA: [(&str, &[&str]); 4] = [
-    ("container", &["dns", "boot_timeout", "mask", "unmask"]),
+    (
+        "container",
+        &[
+            "dns",
+            "boot_timeout",
+            "mask",
+            "unmask",
+            "stop_when_idle",
+            "idle_stop_margin",
+        ],
+    ),
     ("session", &["pass_env", "fallback_shell"]),
     ("hook", &["rehook"]),
     ("portproxy", &["ports", "listen"]),
@@ -220,6 +240,25 @@ fn parse_text(text: &str) -> Result<Config, String> {
         return Err(format!(
             "container.unmask[{i}]: {u:?} is in container.mask too"
         ));
+    }
+    if let Some(v) = get("container", "stop_when_idle") {
+        c.stop_when_idle = boolean("container.stop_when_idle", v)?;
+    }
+    if let Some(v) = get("container", "idle_stop_margin") {
+        let key = "container.idle_stop_margin";
+        let n = v
+            .as_integer()
+            .ok_or_else(|| format!("{key}: expected an integer, found {}", an(v)))?;
+        c.idle_stop_margin = u64::try_from(n)
+            .ok()
+            .filter(|n| IDLE_STOP_MARGIN.contains(n))
+            .ok_or_else(|| {
+                format!(
+                    "{key}: {n} is out of range {}..={}",
+                    IDLE_STOP_MARGIN.start(),
+                    IDLE_STOP_MARGIN.end()
+                )
+            })?;
     }
     if let Some(v) = get("session", "pass_env") {
         let key = "session.pass_env";
@@ -492,6 +531,23 @@ fn document(c: &Config, header: &str, commented: bool) -> String {
         "unmask",
         list(c.unmask.iter().cloned()),
         list(d.unmask.iter().cloned()),
+    );
+    key(
+        &mut out,
+        "Power the container off cleanly (systemd's own poweroff, so services run their\n\
+         stop commands) when the distro's last WSL session or `wsl -e` command has ended,\n\
+         before WSL's idle stop (instanceIdleTimeout in .wslconfig, 15 s by default) kills\n\
+         every process of the distro. A new session boots it again.",
+        "stop_when_idle",
+        c.stop_when_idle.to_string(),
+        d.stop_when_idle.to_string(),
+    );
+    key(
+        &mut out,
+        "Seconds before WSL's idle stop by which that poweroff must be over (0 to 60).",
+        "idle_stop_margin",
+        c.idle_stop_margin.to_string(),
+        d.idle_stop_margin.to_string(),
     );
     out.push_str("\n[session]\n");
     key(
@@ -781,11 +837,11 @@ mod tests {
         );
         assert_eq!(
             err("[container]\n\"x\\ny\" = 1\n"),
-            "/etc/distrod.toml: unknown key container.\"x\\ny\" (known: dns, boot_timeout, mask, unmask)"
+            "/etc/distrod.toml: unknown key container.\"x\\ny\" (known: dns, boot_timeout, mask, unmask, stop_when_idle, idle_stop_margin)"
         );
         assert_eq!(
             err("[container]\n\"\" = 1\n"),
-            "/etc/distrod.toml: unknown key container.\"\" (known: dns, boot_timeout, mask, unmask)"
+            "/etc/distrod.toml: unknown key container.\"\" (known: dns, boot_timeout, mask, unmask, stop_when_idle, idle_stop_margin)"
         );
     }
 
@@ -793,7 +849,7 @@ mod tests {
     fn unknown_keys() {
         assert_eq!(
             err("[container]\ndnss = []\n"),
-            "/etc/distrod.toml: unknown key container.dnss (known: dns, boot_timeout, mask, unmask)"
+            "/etc/distrod.toml: unknown key container.dnss (known: dns, boot_timeout, mask, unmask, stop_when_idle, idle_stop_margin)"
         );
         assert_eq!(
             err("[session]\nfallback = true\n"),
@@ -809,7 +865,7 @@ mod tests {
         );
         assert_eq!(
             err("[container.sub]\n"),
-            "/etc/distrod.toml: unknown key container.sub (known: dns, boot_timeout, mask, unmask)"
+            "/etc/distrod.toml: unknown key container.sub (known: dns, boot_timeout, mask, unmask, stop_when_idle, idle_stop_margin)"
         );
     }
 
@@ -875,6 +931,8 @@ mod tests {
             boot_timeout: 90,
             mask: vec!["a@.service".into(), "b.timer".into()],
             unmask: vec!["systemd-resolved.service".into()],
+            stop_when_idle: false,
+            idle_stop_margin: 7,
             pass_env: vec!["SSH_AUTH_SOCK".into()],
             fallback_shell: false,
             rehook: false,

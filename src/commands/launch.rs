@@ -22,6 +22,7 @@ pub fn run(args: &LaunchArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         rootfs: args.rootfs.clone(),
         wait: (!args.no_wait).then(|| Duration::from_secs(args.timeout)),
         until: Until::Booted,
+        idle: launch::idle_options(&config),
         tuning,
     };
     let outcome = launch_showing(&opts).context("cannot launch the container")?;
@@ -68,6 +69,7 @@ pub fn ensure_running(config: &crate::config::Config, ui: &Ui) -> anyhow::Result
         wait: Some(Duration::from_secs(config.boot_timeout)),
         until: Until::Sessions,
         tuning: Tuning::from_config(config),
+        idle: launch::idle_options(config),
     };
     let outcome = launch_showing(&opts).context("cannot launch the container")?;
     if !matches!(outcome, Outcome::AlreadyRunning(State { ready: true, .. })) {

@@ -60,6 +60,9 @@ pub struct Report {
     pub boot_secs: Option<f64>,
     pub jobs: Vec<Job>,
     pub failed: Vec<Failed>,
+    /// How the container before this one ended (when not running: the last one), as one
+    /// line (`linux::history`): cleanly, or killed with the distro. None: no record.
+    pub previous: Option<String>,
 }
 
 /// One of systemd's pending jobs.
@@ -101,6 +104,7 @@ impl Report {
             boot_secs: None,
             jobs: vec![],
             failed: vec![],
+            previous: None,
         }
     }
 }
@@ -109,8 +113,17 @@ pub fn run(args: &StatusArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     // The record lives in a root-only directory, and asking systemd needs its namespaces.
     linux::require_root("status")?;
     let report = match state::running() {
-        None => Report::not_running(),
-        Some(st) => ask(st.pid, ui, st.rootfs.display().to_string()),
+        None => Report {
+            previous: linux::history::last().map(|r| linux::history::describe(Some(&r))),
+            ..Report::not_running()
+        },
+        Some(st) => Report {
+            previous: st
+                .previous
+                .as_ref()
+                .map(|r| linux::history::describe(Some(r))),
+            ..ask(st.pid, ui, st.rootfs.display().to_string())
+        },
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -211,6 +224,7 @@ fn ask(pid: i32, ui: &Ui, rootfs: String) -> Report {
         boot_secs: boot_secs(&manager),
         jobs,
         failed,
+        previous: None,
     }
 }
 
@@ -462,7 +476,11 @@ fn secs(s: f64) -> String {
 
 pub fn text(r: &Report) -> String {
     if !r.running {
-        return "the container is not running\n".into();
+        let mut s = "the container is not running\n".to_string();
+        if let Some(p) = &r.previous {
+            s += &format!("the last one: {}\n", clean(p, TEXT_MAX));
+        }
+        return s;
     }
     let mut s = format!("running: yes (pid {})", r.pid.unwrap_or(0));
     if let Some(u) = r.uptime_secs {
@@ -541,6 +559,9 @@ pub fn text(r: &Report) -> String {
         }
     }
     s += &format!("rootfs: {}\n", r.rootfs.as_deref().unwrap_or("?"));
+    if let Some(p) = &r.previous {
+        s += &format!("the previous container: {}\n", clean(p, TEXT_MAX));
+    }
     s
 }
 
@@ -802,6 +823,7 @@ mod tests {
             boot_secs: None,
             jobs: vec![],
             failed: vec![],
+            previous: None,
         }
     }
 
@@ -894,7 +916,7 @@ mod tests {
         let r = Report::not_running();
         assert_eq!(
             serde_json::to_string(&r).unwrap(),
-            r#"{"running":false,"pid":null,"uptime_secs":null,"state":null,"failed_units":[],"rootfs":null,"boot_secs":null,"jobs":[],"failed":[]}"#
+            r#"{"running":false,"pid":null,"uptime_secs":null,"state":null,"failed_units":[],"rootfs":null,"boot_secs":null,"jobs":[],"failed":[],"previous":null}"#
         );
         let mut r = running_report();
         r.jobs = vec![job("slow.service", "running", Some(41.3))];

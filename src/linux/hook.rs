@@ -115,6 +115,7 @@ pub fn run(shell: String) -> ExitCode {
         wait: Some(Duration::from_secs(config.boot_timeout)),
         until: Until::Sessions,
         tuning: Tuning::from_config(&config),
+        idle: launch::idle_options(&config),
     };
     // Made on the launcher's first word, after its fork: no thread may run at a fork.
     let mut line: Option<WaitLine> = None;

@@ -23,7 +23,7 @@ use nix::unistd::{ForkResult, fork, setsid};
 use super::mounts::{self, Inputs};
 use super::readiness::{self, Phase};
 use super::state::{self, NAMESPACES, NOTIFY_SOCKET, State};
-use super::{Context, Error, Result, cgroup, identity, procstate, shim, stop, sys};
+use super::{Context, Error, Result, cgroup, history, identity, idle, procstate, shim, stop, sys};
 
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -33,6 +33,9 @@ pub struct Options {
     pub wait: Option<Duration>,
     pub until: Until,
     pub tuning: Tuning,
+    /// Power the container off cleanly when the distro's last WSL session has ended
+    /// ([`idle`]); None: never.
+    pub idle: Option<idle::Options>,
 }
 
 /// What a launch waits for.
@@ -129,6 +132,17 @@ pub fn service_env_of(env: &[(OsString, OsString)]) -> Vec<(String, String)> {
         }
     }
     out
+}
+
+/// The idle watcher's options for a launch from this process ([`idle`]): under WSL, unless
+/// `container.stop_when_idle` is off; the PATH of this process (the launching session's)
+/// says where the Windows user's `.wslconfig` is.
+pub fn idle_options(config: &crate::config::Config) -> Option<idle::Options> {
+    (config.stop_when_idle && super::drives::is_wsl()).then(|| idle::Options {
+        path: std::env::var_os("PATH").map(|p| p.as_bytes().to_vec()),
+        margin: Duration::from_secs(config.idle_stop_margin),
+        from_session: idle::in_session(),
+    })
 }
 
 impl Tuning {
@@ -293,6 +307,10 @@ pub fn launch_with(opts: &Options, progress: &mut dyn FnMut(Phase)) -> Result<Ou
         }
         start(&lock, opts, rootfs)?
     };
+    // Before any thread (the caller's status line) exists: it forks.
+    if let Some(idle) = &opts.idle {
+        idle::spawn_watcher(&st, idle);
+    }
     let Some(timeout) = opts.wait else {
         return Ok(Outcome::Started {
             state: st,
@@ -390,6 +408,7 @@ fn start(
     tracing::debug!(?steps, "mount plan");
 
     let pid = spawn(&cg, &steps)?;
+    let launched_at = state::now();
     let start_time = sys::start_time(pid)
         .ok_or_else(|| Error::Other(format!("systemd (pid {pid}) exited at once")))?;
     let st = State {
@@ -401,10 +420,12 @@ fn start(
             .collect(),
         rootfs: rootfs.unwrap_or_else(|| "/".into()),
         cgroup: cg,
-        launched_at: state::now(),
+        launched_at,
         // Marked by whoever finds sessions may enter: the launcher if it waits, else the
         // first session that does (see `wait_marked_ready`).
         ready: false,
+        previous: history::begin(launched_at),
+        watcher: None,
     };
     state::save(lock, &st)?;
     Ok((st, notify))
@@ -837,6 +858,11 @@ mod tests {
             cgroup: "/sys/fs/cgroup/distrod".into(),
             launched_at: 1.0,
             ready: true,
+            previous: Some(super::history::Record {
+                launched_at: 0.5,
+                ended: None,
+            }),
+            watcher: None,
         };
         let ok = format!("ok {}", serde_json::to_string(&st).unwrap());
         assert_eq!(super::parse_detached(&ok).unwrap(), st);

@@ -45,6 +45,12 @@ pub struct State {
     /// field: its container was ready before the record was written.
     #[serde(default = "yes")]
     pub ready: bool,
+    /// How the distro's previous container ended (see `history`), as its launch found it.
+    #[serde(default)]
+    pub previous: Option<super::history::Record>,
+    /// The idle watcher of this container (see `idle`): pid and start time; a stop ends it.
+    #[serde(default)]
+    pub watcher: Option<(i32, u64)>,
 }
 
 fn yes() -> bool {
@@ -166,6 +172,8 @@ mod tests {
             cgroup: "/sys/fs/cgroup/distrod".into(),
             launched_at: 1.5,
             ready: false,
+            previous: None,
+            watcher: Some((7, 8)),
         };
         let j = serde_json::to_string(&s).unwrap();
         assert_eq!(serde_json::from_str::<State>(&j).unwrap(), s);

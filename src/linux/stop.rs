@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use super::state::{self, Lock};
+use super::state::{self, Lock, State};
 use super::{Context, Error, Result, cgroup, sys};
 
 #[derive(Debug)]
@@ -28,10 +28,32 @@ pub fn stop(force: bool, timeout: Duration) -> Result<Outcome> {
     let Some(st) = state::load(&lock) else {
         return Ok(Outcome::NotRunning);
     };
+    stop_locked(&lock, st, force, timeout, "stop")
+}
+
+/// The idle watcher's stop: under the state lock, and only if the container recorded then
+/// is still running and `still` holds for it (no session came meanwhile). Ok(false): it
+/// did not hold, nothing was done. A launch waiting for the lock meanwhile boots afresh.
+pub fn stop_if(still: impl Fn(&State) -> bool, timeout: Duration, how: &str) -> Result<bool> {
+    let lock = state::lock()?;
+    let Some(st) = state::load(&lock).filter(|st| st.is_alive() && still(st)) else {
+        return Ok(false);
+    };
+    stop_locked(&lock, st, false, timeout, how)?;
+    Ok(true)
+}
+
+fn stop_locked(
+    lock: &Lock,
+    st: State,
+    force: bool,
+    timeout: Duration,
+    how: &str,
+) -> Result<Outcome> {
     // The pidfd first, then the identity check: from here on a reused pid cannot be hit.
     let pidfd = sys::pidfd_open(st.pid).ok();
     let Some(pidfd) = pidfd.filter(|_| st.is_alive()) else {
-        remove_leftovers(&lock, &st.cgroup)?;
+        remove_leftovers(lock, &st.cgroup)?;
         return Ok(Outcome::NotRunning);
     };
     let t0 = Instant::now();
@@ -57,12 +79,47 @@ pub fn stop(force: bool, timeout: Duration) -> Result<Outcome> {
             )));
         }
     }
-    remove_leftovers(&lock, &st.cgroup)?;
+    // Before the record goes: whoever finds no record finds this end written.
+    if !killed {
+        super::history::end(st.launched_at, how);
+    }
+    end_watcher(&st);
+    remove_leftovers(lock, &st.cgroup)?;
     Ok(Outcome::Stopped {
         pid: st.pid,
         elapsed: t0.elapsed(),
         killed,
     })
+}
+
+/// The container's idle watcher goes with it (unless it is the one stopping it): by pidfd,
+/// once its start time says the pid is still the watcher's.
+fn end_watcher(st: &State) {
+    let Some((pid, started)) = st.watcher else {
+        return;
+    };
+    if pid == std::process::id() as i32 {
+        return;
+    }
+    let Ok(fd) = sys::pidfd_open(pid) else {
+        return;
+    };
+    if sys::start_time(pid) != Some(started) {
+        return;
+    }
+    // SAFETY: pidfd_send_signal on our pidfd, no siginfo, no flags.
+    unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0u32,
+        )
+    };
+    if !sys::wait_readable(&fd, Duration::from_secs(2)) {
+        tracing::debug!(pid, "the idle watcher did not end");
+    }
 }
 
 fn signal(pid: Pid, sig: Signal) -> Result<()> {

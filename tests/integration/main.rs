@@ -4,6 +4,7 @@
 mod create;
 mod elevation;
 mod hostile;
+mod idle;
 mod images;
 mod install;
 mod portproxy;

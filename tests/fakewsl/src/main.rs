@@ -1,11 +1,11 @@
 //! A stand-in for the parts of WSL that distrod's session hook meets, for distrod's tests
 //! (never shipped):
 //!
-//! - `fakewsl relay --user NAME [--elevated] [--cwd DIR] [--log FILE] [--env K=V]...
-//!   [-- CMD...]` is a session's relay: a child subreaper serving `/run/WSL/<its
-//!   pid>_interop` while it runs the user's login shell from /etc/passwd (as `wsl -d`, or
-//!   `wsl -u NAME -- CMD`), with WSL's environment, in the mount namespace it was started
-//!   in. Each interop request is logged as
+//! - `fakewsl relay --user NAME [--elevated] [--exec] [--cwd DIR] [--log FILE]
+//!   [--env K=V]... [-- CMD...]` is a session's relay (comm `Relay`, as WSL's): a child
+//!   subreaper serving `/run/WSL/<its pid>_interop` while it runs the user's login shell
+//!   from /etc/passwd (as `wsl -d`, or `wsl -u NAME -- CMD`), or with `--exec` CMD itself
+//!   (as `wsl -e`), with WSL's environment, in the mount namespace it was started in. Each interop request is logged as
 //!   `relay=<pid> uid=<peer uid> pid=<peer pid> args=<request>` (default log
 //!   `/run/fakewsl/interop.log`). WSL's binary `LxInitMessageQueryDrvfsElevated` is answered
 //!   too (the session is plain unless `--elevated`) and logged with the arguments
@@ -30,8 +30,8 @@ mod tcp;
 use std::process::ExitCode;
 
 const USAGE: &str =
-    "usage: fakewsl relay --user NAME [--elevated] [--cwd DIR] [--log FILE] [--env K=V]...
-                     [-- CMD...]
+    "usage: fakewsl relay --user NAME [--elevated] [--exec] [--cwd DIR] [--log FILE]
+                     [--env K=V]... [-- CMD...]
        fakewsl client [ARGS...]
        fakewsl pty [--stop-after MS] [--timeout MS] [--until FILE] -- CMD...
        fakewsl echo ADDR
@@ -77,6 +77,7 @@ fn parse_relay(args: &[String]) -> Result<relay::RelayArgs, String> {
     let mut log = relay::DEFAULT_LOG.to_owned();
     let mut env = Vec::new();
     let mut cmd = Vec::new();
+    let mut exec = false;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut value = |name: &str| {
@@ -87,6 +88,7 @@ fn parse_relay(args: &[String]) -> Result<relay::RelayArgs, String> {
         match arg.as_str() {
             "--user" => user = Some(value("--user")?),
             "--elevated" => elevated = true,
+            "--exec" => exec = true,
             "--cwd" => cwd = Some(value("--cwd")?),
             "--log" => log = value("--log")?,
             "--env" => env.push(value("--env")?),
@@ -104,6 +106,7 @@ fn parse_relay(args: &[String]) -> Result<relay::RelayArgs, String> {
         log,
         env,
         cmd,
+        exec,
     })
 }
 

@@ -37,6 +37,8 @@ pub struct RelayArgs {
     pub log: String,
     pub env: Vec<String>,
     pub cmd: Vec<String>,
+    /// `wsl -e`: run `cmd` itself (its first word an absolute path), not the login shell.
+    pub exec: bool,
 }
 
 /// Runs a session; returns the shell's exit status (128+signal when it was killed).
@@ -47,6 +49,9 @@ pub fn run(args: RelayArgs) -> Result<i32, String> {
         .ok_or_else(|| format!("no user {:?} in /etc/passwd", args.user))?;
     let groups = accounts::supplementary_groups(&user, &accounts::parse_groups(&group));
 
+    // Named as WSL's relay is (its comm), which is how distrod counts a distro's sessions.
+    // SAFETY: prctl with a NUL-terminated name.
+    unsafe { libc::prctl(libc::PR_SET_NAME, c"Relay".as_ptr(), 0, 0, 0) };
     // Orphans of the session (daemons, double forks) come back to the relay, as in WSL;
     // this is what lets a parent walk from any of them find the socket.
     check(
@@ -70,7 +75,7 @@ pub fn run(args: RelayArgs) -> Result<i32, String> {
     };
     let env = session::session_env(&user, &facts, &args.env)?;
     let cwd = args.cwd.clone().unwrap_or_else(|| user.home.clone());
-    let shell = spawn_shell(&user, &groups, &cwd, &env, &args.cmd, &signals)?;
+    let shell = spawn_shell(&user, &groups, &cwd, &env, &args.cmd, args.exec, &signals)?;
 
     let mut status = None;
     while status.is_none() {
@@ -155,15 +160,20 @@ fn spawn_shell(
     cwd: &str,
     env: &[(String, String)],
     cmd: &[String],
+    exec: bool,
     signals: &Signals,
 ) -> Result<libc::pid_t, String> {
     // Everything the child needs is prepared before fork.
-    let shell = session::shell_path(user).to_owned();
+    let (shell, words) = if exec {
+        let first = cmd.first().ok_or("--exec needs a command")?.clone();
+        (first, cmd.to_vec())
+    } else {
+        let shell = session::shell_path(user).to_owned();
+        let words = session::shell_argv(&shell, cmd);
+        (shell, words)
+    };
     let path = cstring(&shell)?;
-    let argv: Vec<CString> = session::shell_argv(&shell, cmd)
-        .iter()
-        .map(|a| cstring(a))
-        .collect::<Result<_, _>>()?;
+    let argv: Vec<CString> = words.iter().map(|a| cstring(a)).collect::<Result<_, _>>()?;
     let envp: Vec<CString> = env
         .iter()
         .map(|(k, v)| cstring(&format!("{k}={v}")))

@@ -276,6 +276,15 @@ impl FakeWsl {
         self.spawn(self.sandbox.command_in(elevated, &argv), &argv)
     }
 
+    /// `wsl -u USER -e ARGV...` left running: `argv` run by the relay itself, without the
+    /// login shell (so never through distrod's hook), as an editor's server or the logon
+    /// entry's `distrod launch --keep-alive` runs. Returns once its interop socket exists.
+    pub fn spawn_exec(&self, user: &str, argv: &[&str]) -> SessionChild<'_> {
+        let mut full = vec![FAKEWSL, "relay", "--user", user, "--exec", "--"];
+        full.extend_from_slice(argv);
+        self.spawn(self.sandbox.command(&full), &full)
+    }
+
     /// Spawns `cmd`, which runs the relay `argv`; returns once its interop socket exists.
     fn spawn(&self, mut cmd: Command, argv: &[&str]) -> SessionChild<'_> {
         let command = format!("[{}] {}", self.sandbox.name(), argv.join(" "));

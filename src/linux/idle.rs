@@ -1,0 +1,391 @@
+//! A clean poweroff before WSL's idle stop.
+//!
+//! WSL stops a distro on its own `instanceIdleTimeout` (`[general]` of the Windows user's
+//! `.wslconfig`, milliseconds, 15 s by default, negative: never) after the last Windows-side
+//! client of the distro (a `wsl.exe` session or command, a Terminal tab) has ended, however
+//! many Linux processes still run; for a distro without WSL's own systemd mode that is
+//! `reboot(RB_POWER_OFF)` from WSL's init, SIGKILL to every process of the distro, the
+//! container's services included, without their stop commands.
+//!
+//! WSL's init runs one process per client, its relay (comm `Relay`, root, in the distro's
+//! pid namespace: the parent of the session's shell, or of the command of `wsl -e`, hooked
+//! or not). While the container runs, a watcher (a root process of the distro, outside the
+//! container, out of every caller's reach like the hook's launcher) counts them. Once it has
+//! seen one and then none for [`begin_after`] of the window, it powers the container off
+//! with systemd's own poweroff, SIGKILL at the window's end less the margin. It holds the
+//! state lock from its last count to the end of the stop: a session that arrived before
+//! that count cancels the stop; one arriving later waits for the lock in its launch and
+//! boots a fresh container.
+
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::state::{self, State};
+
+/// WSL's default `instanceIdleTimeout`.
+pub const WSL_DEFAULT_WINDOW: Duration = Duration::from_millis(15_000);
+
+/// How much of the window the poweroff itself gets at most: the stop begins this long
+/// before the window (less the margin) ends, or after [`MIN_GRACE`] if the window is short.
+pub const STOP_BUDGET: Duration = Duration::from_secs(8);
+/// Never sooner after the last session than this: a new session opened right after one
+/// closes (a second `wsl -e`, a reconnecting editor) keeps the container.
+pub const MIN_GRACE: Duration = Duration::from_secs(1);
+
+/// When the poweroff begins, after the last session ended: early enough that systemd has
+/// [`STOP_BUDGET`] before `window - margin`, but not before [`MIN_GRACE`].
+pub fn begin_after(window: Duration, margin: Duration) -> Duration {
+    window
+        .saturating_sub(margin)
+        .saturating_sub(STOP_BUDGET)
+        .max(MIN_GRACE)
+}
+
+/// `[general] instanceIdleTimeout` of a `.wslconfig` text: None when unset or not a number;
+/// `Some(None)` for a negative value (WSL never idles the distro).
+pub fn window_of(wslconfig: &str) -> Option<Option<Duration>> {
+    let v = super::hook::wsl_conf_value(wslconfig, "general", "instanceIdleTimeout")?;
+    let ms: i64 = v.trim().parse().ok()?;
+    Some(u64::try_from(ms).ok().map(Duration::from_millis))
+}
+
+/// The Windows user's profile directories a PATH names (WSL appends the Windows PATH,
+/// which holds `%USERPROFILE%\AppData\Local\Microsoft\WindowsApps`): the
+/// `<root>/<drive>/Users/<name>` prefixes of its entries, first first, no repeats.
+pub fn profiles_in_path(path: &[u8], root: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    for entry in path.split(|b| *b == b':') {
+        let p = Path::new(std::ffi::OsStr::from_bytes(entry));
+        let Ok(rest) = p.strip_prefix(root) else {
+            continue;
+        };
+        let parts: Vec<_> = rest.components().take(3).collect();
+        let [drive, users, name] = parts[..] else {
+            continue;
+        };
+        let drive = drive.as_os_str().as_bytes();
+        if drive.len() != 1
+            || !drive[0].is_ascii_alphabetic()
+            || !users.as_os_str().eq_ignore_ascii_case("users")
+            || matches!(name, std::path::Component::ParentDir)
+        {
+            continue;
+        }
+        let profile = root.join(drive_str(drive)).join(users).join(name);
+        if !out.contains(&profile) {
+            out.push(profile);
+        }
+    }
+    out
+}
+
+fn drive_str(d: &[u8]) -> String {
+    String::from_utf8_lossy(d).into_owned()
+}
+
+/// The idle window WSL applies to this distro: from the `.wslconfig` of the first profile
+/// `path` names that has one, else of the only one under `<root>/c/Users`; WSL's default
+/// otherwise. None: WSL never idles it.
+pub fn window(path: Option<&[u8]>, root: &Path) -> Option<Duration> {
+    let mut candidates = path.map(|p| profiles_in_path(p, root)).unwrap_or_default();
+    if candidates.is_empty()
+        && let Ok(rd) = fs::read_dir(root.join("c/Users"))
+    {
+        let found: Vec<PathBuf> = rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.join(".wslconfig").is_file())
+            .collect();
+        if let [only] = &found[..] {
+            candidates.push(only.clone());
+        }
+    }
+    for profile in candidates {
+        if let Ok(text) = fs::read_to_string(profile.join(".wslconfig")) {
+            tracing::debug!(profile = %profile.display(), "the Windows user's .wslconfig");
+            if let Some(w) = window_of(&text) {
+                return w;
+            }
+            break;
+        }
+    }
+    Some(WSL_DEFAULT_WINDOW)
+}
+
+/// Whether `/proc/<pid>` is one of WSL's relays in this pid namespace: comm `Relay`, real
+/// uid 0, and the same pid namespace as ours (a process of the container named so is not).
+fn is_relay(pid: u32, own_ns: u64) -> bool {
+    let comm = fs::read(format!("/proc/{pid}/comm")).unwrap_or_default();
+    if comm != b"Relay\n" {
+        return false;
+    }
+    let root = fs::metadata(format!("/proc/{pid}")).is_ok_and(|m| m.uid() == 0);
+    let ns = fs::metadata(format!("/proc/{pid}/ns/pid")).map(|m| m.ino());
+    root && ns.is_ok_and(|i| i == own_ns)
+}
+
+/// The number of WSL sessions (relays) of the distro now.
+pub fn sessions() -> usize {
+    let Ok(own_ns) = fs::metadata("/proc/self/ns/pid").map(|m| m.ino()) else {
+        return 0;
+    };
+    fs::read_dir("/proc")
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|&pid| is_relay(pid, own_ns))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// What the watcher needs to know.
+#[derive(Debug, Clone)]
+pub struct Watch {
+    /// WSL's idle window; None: WSL never idles the distro, nothing to do.
+    pub window: Option<Duration>,
+    /// The poweroff must be over this long before the window ends.
+    pub margin: Duration,
+    /// A session was there at the launch (see [`Options::from_session`]).
+    pub armed: bool,
+}
+
+/// What a launch hands the watcher: the launching session's PATH (where the Windows user's
+/// profile, and so `.wslconfig`, is found) and the margin.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub path: Option<Vec<u8>>,
+    pub margin: Duration,
+    /// The launch came from a WSL session (a relay is among its ancestors): the watcher
+    /// counts from the start, even if that session is over before its first look.
+    pub from_session: bool,
+}
+
+/// Whether this process descends from one of WSL's relays (a WSL session or `wsl -e`).
+pub fn in_session() -> bool {
+    let Ok(own_ns) = fs::metadata("/proc/self/ns/pid").map(|m| m.ino()) else {
+        return false;
+    };
+    let mut pid = std::process::id();
+    for _ in 0..64 {
+        match super::interop::parent_of(pid) {
+            Some(p) if p > 1 => {
+                if is_relay(p, own_ns) {
+                    return true;
+                }
+                pid = p;
+            }
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// Starts the watcher of the container `st` just launched: a grandchild of the caller, so
+/// the distro's init adopts it, in a session of its own, with /dev/null for stdio and no
+/// other descriptor (the launcher's report pipe must reach EOF), terminal signals ignored.
+/// It reads the idle window itself (through the drive mount: off the session's path).
+/// The caller must be single-threaded.
+pub fn spawn_watcher(st: &State, opts: &Options) {
+    use nix::unistd::{ForkResult, fork, setsid};
+    // SAFETY: the caller is single-threaded; the children only make syscalls until the
+    // grandchild runs the watch, and exit without the parent's destructors.
+    match unsafe { fork() } {
+        Ok(ForkResult::Child) => {
+            let _ = setsid();
+            if let Ok(ForkResult::Child) = unsafe { fork() } {
+                // SAFETY: close_range with plain integer arguments.
+                unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+                if let Ok(null) = fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open("/dev/null")
+                {
+                    for fd in 0..3 {
+                        let _ = super::sys::dup2_std(&null, fd);
+                    }
+                }
+                super::procstate::ignore_terminal_signals();
+                // Named for what it is (it was forked from whatever launched the container).
+                // SAFETY: prctl with a NUL-terminated name.
+                unsafe { libc::prctl(libc::PR_SET_NAME, c"distrod-idle".as_ptr(), 0, 0, 0) };
+                let window = window(opts.path.as_deref(), &super::drives::this_root());
+                watch(
+                    st,
+                    &Watch {
+                        window,
+                        margin: opts.margin,
+                        armed: opts.from_session,
+                    },
+                );
+            }
+            // SAFETY: leave the forks without the parent's destructors.
+            unsafe { libc::_exit(0) }
+        }
+        Ok(ForkResult::Parent { child }) => {
+            let _ = nix::sys::wait::waitpid(child, None);
+        }
+        Err(e) => tracing::debug!("no idle watcher: fork: {e}"),
+    }
+}
+
+/// Watches the container `st` until it ends; powers it off cleanly when the distro's last
+/// session has ended (see the module documentation). Returns when the container is gone.
+pub fn watch(st: &State, w: &Watch) {
+    const POLL: Duration = Duration::from_millis(250);
+    let Some(window) = w.window else {
+        tracing::debug!("WSL never idles this distro: no idle stop");
+        return;
+    };
+    let begin = begin_after(window, w.margin);
+    let mut armed = w.armed;
+    // Known to the record, so that a stop ends this watcher with its container.
+    let me = std::process::id() as i32;
+    match (state::lock(), super::sys::start_time(me)) {
+        (Ok(lock), Some(started)) => match state::load(&lock) {
+            Some(mut cur) if cur.pid == st.pid && cur.start_time == st.start_time => {
+                cur.watcher = Some((me, started));
+                if let Err(e) = state::save(&lock, &cur) {
+                    tracing::debug!("{}", super::chain(&e));
+                }
+            }
+            _ => return,
+        },
+        _ => return,
+    }
+    let mut idle_since: Option<Instant> = None;
+    loop {
+        std::thread::sleep(POLL);
+        if !st.is_alive() {
+            // Gone while the distro lives on: `distrod stop` (which records its own end
+            // before it lets go of the lock and the record), or a poweroff from inside.
+            if let Ok(lock) = state::lock()
+                && state::load(&lock)
+                    .is_some_and(|cur| cur.pid == st.pid && cur.start_time == st.start_time)
+            {
+                super::history::end(st.launched_at, "container");
+            }
+            return;
+        }
+        if state::read().is_none_or(|cur| cur.pid != st.pid) {
+            return;
+        }
+        let n = sessions();
+        if n > 0 {
+            armed = true;
+            idle_since = None;
+            continue;
+        }
+        if !armed {
+            continue;
+        }
+        let since = *idle_since.get_or_insert_with(Instant::now);
+        if since.elapsed() < begin {
+            continue;
+        }
+        let left = window
+            .saturating_sub(w.margin)
+            .saturating_sub(since.elapsed())
+            .max(Duration::from_secs(1));
+        match super::stop::stop_if(|_| sessions() == 0, left, "idle") {
+            Ok(true) => {
+                tracing::debug!("the distro's last session ended: powered off");
+                return;
+            }
+            Ok(false) => idle_since = None,
+            Err(e) => {
+                tracing::debug!("idle stop: {}", super::chain(&e));
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stop_begins_so_that_it_ends_within_the_window() {
+        let s = Duration::from_secs;
+        assert_eq!(begin_after(s(15), s(2)), s(5));
+        assert_eq!(begin_after(s(60), s(2)), s(50));
+        assert_eq!(begin_after(s(5), s(2)), MIN_GRACE);
+        assert_eq!(begin_after(s(0), s(2)), MIN_GRACE);
+        assert_eq!(begin_after(Duration::MAX, s(2)), Duration::MAX - s(10));
+    }
+
+    #[test]
+    fn wslconfig_windows() {
+        let w = |t: &str| window_of(t);
+        assert_eq!(
+            w("[general]\ninstanceIdleTimeout=60000\n"),
+            Some(Some(Duration::from_secs(60)))
+        );
+        assert_eq!(w("[General]\r\n InstanceIdleTimeout = -1\r\n"), Some(None));
+        assert_eq!(w("[wsl2]\ninstanceIdleTimeout=5\n"), None);
+        assert_eq!(w("[general]\ninstanceIdleTimeout=soon\n"), None);
+        assert_eq!(w(""), None);
+        assert_eq!(
+            w("[general]\ninstanceIdleTimeout=0 # at once\n"),
+            Some(Some(Duration::ZERO))
+        );
+    }
+
+    #[test]
+    fn profiles_from_the_windows_path() {
+        let root = Path::new("/mnt");
+        let path = b"/usr/bin:/mnt/c/Users/Alice Smith/AppData/Local/Microsoft/WindowsApps:\
+                     /mnt/c/WINDOWS/system32:/mnt/d/users/bob/bin:/mnt/c/Users/Alice Smith/.x:\
+                     /mnt/cc/Users/x/y:/mnt/c/Users/..:/mnt/c/Users";
+        assert_eq!(
+            profiles_in_path(path, root),
+            [
+                PathBuf::from("/mnt/c/Users/Alice Smith"),
+                PathBuf::from("/mnt/d/users/bob")
+            ]
+        );
+        assert!(profiles_in_path(b"\xff\xfe:/x", root).is_empty());
+        assert_eq!(
+            profiles_in_path(b"/c/Users/a/b", Path::new("/")),
+            [PathBuf::from("/c/Users/a")]
+        );
+    }
+
+    #[test]
+    fn the_window_from_the_profile_or_the_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let alice = root.join("c/Users/alice");
+        fs::create_dir_all(&alice).unwrap();
+        let path = format!("{}/AppData/Local/Microsoft/WindowsApps", alice.display());
+        assert_eq!(
+            window(Some(path.as_bytes()), root),
+            Some(WSL_DEFAULT_WINDOW)
+        );
+        fs::write(
+            alice.join(".wslconfig"),
+            "[general]\ninstanceIdleTimeout=7000\n",
+        )
+        .unwrap();
+        assert_eq!(
+            window(Some(path.as_bytes()), root),
+            Some(Duration::from_secs(7))
+        );
+        // No PATH to go by: the only profile with a .wslconfig.
+        assert_eq!(window(None, root), Some(Duration::from_secs(7)));
+        fs::write(
+            alice.join(".wslconfig"),
+            "[general]\ninstanceIdleTimeout=-1\n",
+        )
+        .unwrap();
+        assert_eq!(window(None, root), None);
+        fs::create_dir_all(root.join("c/Users/bob")).unwrap();
+        fs::write(root.join("c/Users/bob/.wslconfig"), "").unwrap();
+        // Two candidates and no PATH: WSL's default.
+        assert_eq!(window(None, root), Some(WSL_DEFAULT_WINDOW));
+    }
+}
