@@ -97,14 +97,16 @@ pub fn window(path: Option<&[u8]>, root: &Path) -> Option<Duration> {
         let found: Vec<PathBuf> = rd
             .flatten()
             .map(|e| e.path())
-            .filter(|p| p.join(".wslconfig").is_file())
+            .filter(|p| {
+                fs::symlink_metadata(p.join(".wslconfig")).is_ok_and(|m| m.file_type().is_file())
+            })
             .collect();
         if let [only] = &found[..] {
             candidates.push(only.clone());
         }
     }
     for profile in candidates {
-        if let Ok(text) = fs::read_to_string(profile.join(".wslconfig")) {
+        if let Some(text) = read_wslconfig(&profile.join(".wslconfig")) {
             tracing::debug!(profile = %profile.display(), "the Windows user's .wslconfig");
             if let Some(w) = window_of(&text) {
                 return w;
@@ -113,6 +115,24 @@ pub fn window(path: Option<&[u8]>, root: &Path) -> Option<Duration> {
         }
     }
     Some(WSL_DEFAULT_WINDOW)
+}
+
+/// A `.wslconfig` as root reads it for a caller who may have chosen the path (their
+/// PATH): a regular file, not through a symlink at its last component, at most 64 KiB.
+fn read_wslconfig(path: &Path) -> Option<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    if !f.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    f.take(64 * 1024).read_to_string(&mut text).ok()?;
+    Some(text)
 }
 
 /// Whether `/proc/<pid>` is one of WSL's relays in this pid namespace: comm `Relay`, real
