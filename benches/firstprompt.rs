@@ -107,7 +107,10 @@ fn main() {
         .filter(|r| *r > 0)
         .unwrap_or(3);
     let trees = trees();
-    if let Some(missing) = trees.iter().find(|t| !t.path.join("usr/lib/systemd").is_dir()) {
+    if let Some(missing) = trees
+        .iter()
+        .find(|t| !t.path.join("usr/lib/systemd").is_dir())
+    {
         eprintln!(
             "firstprompt: {} ({}) is not a rootfs tree with systemd",
             missing.path.display(),
