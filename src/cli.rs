@@ -176,7 +176,8 @@ pub struct StopArgs {
 
 #[cfg(target_os = "linux")]
 #[derive(Debug, Args)]
-#[command(after_long_help = "Says what a slow or broken boot is about: the boot's state, the \
+#[command(
+    after_long_help = "Says what a slow or broken boot is about: the boot's state, the \
     jobs systemd still runs or waits on (with how long each unit has been activating), and \
     every failed unit with its result and the last line it logged.\n\n\
     JSON keys (--json):\n  \
@@ -196,7 +197,8 @@ pub struct StopArgs {
     rootfs         the container's root directory\n  \
     previous       how the container before this one ended (when not running: the last\n                 \
     one): powered off cleanly (by what), or killed with the distro; null: no record\n\n\
-    Not running: running false, the others null or empty.")]
+    Not running: running false, the others null or empty."
+)]
 pub struct StatusArgs {
     /// Print JSON instead of text.
     #[arg(long)]
@@ -278,6 +280,12 @@ pub struct FirstbootArgs {
     /// Print the user's uid on standard output (for WSL's default-user setting).
     #[arg(long)]
     pub print_uid: bool,
+
+    /// Create the user with exactly this uid (a `.wsl` package's first start: the
+    /// `oobe.defaultUid` WSL logs in as). Refused, before anything changes, when another
+    /// account has it or the user exists with another uid.
+    #[arg(long, value_name = "UID", value_parser = clap::value_parser!(u32).range(1..))]
+    pub uid: Option<u32>,
 }
 
 #[cfg(windows)]

@@ -3,15 +3,17 @@
 //! it shares with the unpacker).
 //!
 //! The tar comes from outside: the image server's rootfs, or any file or URL given to
-//! `--image`. Each input is repacked twice, as `pack` does (with a WSL configuration added,
-//! which makes `etc` a watched directory) and as the installer does (without). What the
+//! `--image`. Each input is repacked twice, as `pack` does (a `.wsl` package: its
+//! /etc/passwd and /etc/login.defs read for the first user's uid, a WSL configuration and a
+//! first-start script added, `etc` and `usr/lib/wsl` watched) and as the installer does
+//! (without). What the
 //! repacker writes must itself be a tar the same walker reads to its end, every member the
 //! report counts present. Each input is also repacked with its header checksums repaired
 //! (see [`crate::fixup`]).
 
 use std::io::{self, Write};
 
-use distrod::image::repack::{Extras, Report, repack, wsl_distribution_conf};
+use distrod::image::repack::{Extras, Report, WslPackage, repack};
 
 /// Output kept for the read-back check; beyond it only counted (a large sparse file is
 /// written out in full, which is what `pack` does, not a reason to hold it in memory).
@@ -25,15 +27,23 @@ pub fn run(data: &[u8]) {
 }
 
 fn repack_checked(data: &[u8]) {
-    let conf = wsl_distribution_conf("/opt/distrod/bin/distrod firstboot", "Distrod");
-    for wsl_conf in [Some(conf), None] {
+    let package = WslPackage {
+        default_name: "Distrod".into(),
+    };
+    for wsl_package in [Some(package), None] {
+        let is_package = wsl_package.is_some();
         let extras = Extras {
             distrod: b"\x7fELF distrod",
             windows_exe: Some(b"MZ distrod.exe"),
-            wsl_conf,
+            wsl_package,
         };
         let mut out = Capped::default();
         if let Ok(report) = repack(data, &mut out, &extras) {
+            assert_eq!(
+                report.default_uid.is_some(),
+                is_package,
+                "a package chooses its first user's uid, nothing else does"
+            );
             check_output(&out, &report);
         }
     }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 
+use crate::account::UidConflict;
 use crate::cli::{EnableArgs, FirstbootArgs};
 use crate::linux::{self, firstboot};
 use crate::ui::Ui;
@@ -15,9 +16,12 @@ pub fn run(args: &FirstbootArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     let name = match &args.user {
         Some(u) => {
             firstboot::check_name(u).map_err(anyhow::Error::msg)?;
+            if let Some(conflict) = uid_conflict(u, args.uid)? {
+                bail!("{conflict}");
+            }
             u.clone()
         }
-        None if terminal && !args.password_stdin => ask_name()?,
+        None if terminal && !args.password_stdin => ask_name(args.uid)?,
         None => bail!("no user name: give --user NAME (and the password with --password-stdin)"),
     };
     let password = if args.password_stdin {
@@ -34,7 +38,7 @@ pub fn run(args: &FirstbootArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     } else {
         bail!("no password: give it on the first line of standard input with --password-stdin")
     };
-    let account = firstboot::set_up(&name, &password)
+    let account = firstboot::set_up(&name, &password, args.uid)
         .with_context(|| format!("cannot set up the user {name}"))?;
     ui.status(format_args!(
         "{} {} (uid {}){}",
@@ -77,13 +81,30 @@ pub fn run(args: &FirstbootArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn ask_name() -> anyhow::Result<String> {
+/// Why `name` cannot be made with `uid` in this distro (see
+/// [`crate::account::uid_conflict`]); always `None` without a uid.
+fn uid_conflict(name: &str, uid: Option<u32>) -> anyhow::Result<Option<UidConflict>> {
+    let Some(uid) = uid else {
+        return Ok(None);
+    };
+    let passwd = std::fs::read_to_string("/etc/passwd").context("cannot read /etc/passwd")?;
+    Ok(crate::account::uid_conflict(&passwd, name, uid))
+}
+
+/// Asks until a valid name comes. With `uid`: a name that exists with another uid is
+/// asked again; a uid another account has is an error (only that account could have it).
+fn ask_name(uid: Option<u32>) -> anyhow::Result<String> {
     eprintln!("Create the user this distro's WSL sessions log in as.");
     loop {
         let name = prompt("User name: ", true)?;
-        match firstboot::check_name(&name) {
-            Ok(()) => return Ok(name),
-            Err(e) => eprintln!("{e}"),
+        if let Err(e) = firstboot::check_name(&name) {
+            eprintln!("{e}");
+            continue;
+        }
+        match uid_conflict(&name, uid)? {
+            None => return Ok(name),
+            Some(other @ UidConflict::OtherUid { .. }) => eprintln!("{other}"),
+            Some(taken) => bail!("{taken}"),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! `distrod pack` (Linux and Windows): download and verify like `create`, and repack on the
 //! fly into a `.wsl` package (a gzip tar) with the Linux distrod at /opt/distrod/bin/distrod
-//! and an /etc/wsl-distribution.conf whose first-start command is `distrod firstboot`.
+//! and an /etc/wsl-distribution.conf whose first-start command, /usr/lib/wsl/distrod-oobe.sh,
+//! runs `distrod firstboot` with the uid WSL then logs in as (`oobe.defaultUid`: the first
+//! free uid of the image, chosen as its /etc/passwd streams past; see `image::repack`).
 //! Written beside `--out` and renamed into place once the checksum is proven.
 
 use std::io::{self, BufWriter};
@@ -14,7 +16,7 @@ use crate::cli::PackArgs;
 use crate::embedded;
 use crate::fsutil;
 use crate::image::http::Http;
-use crate::image::repack::{self, DISTROD_BINARY, Extras};
+use crate::image::repack::{self, Extras, WslPackage};
 use crate::interrupt;
 use crate::ui::Ui;
 
@@ -36,15 +38,16 @@ pub fn run(args: &PackArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         (None, Some(spec)) => default_name(&spec.distro),
         (None, None) => "Distrod".to_string(),
     };
+    // oobe.defaultName: what `wsl --install --from-file` registers the package as.
+    super::installer::check_name(&name).map_err(anyhow::Error::msg)?;
     interrupt::install();
     ui.status(format!("Packing {} from {what}", args.out.display()));
     let started = Instant::now();
-    let conf = repack::wsl_distribution_conf(&format!("/{DISTROD_BINARY} firstboot"), &name);
     let windows_exe = embedded::windows_exe()?;
     let extras = Extras {
         distrod: &binary,
         windows_exe: windows_exe.as_deref(),
-        wsl_conf: Some(conf),
+        wsl_package: Some(WslPackage { default_name: name }),
     };
     let tmp = fsutil::StagedFile::beside(&args.out)?;
     let (finished, report) = fetch(&candidates, &http, ui, |decoder| {
@@ -63,6 +66,12 @@ pub fn run(args: &PackArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         Ok::<_, anyhow::Error>(report)
     })?;
     let out = tmp.commit()?;
+    if let Some(uid) = report.default_uid {
+        ui.status(format!(
+            "Its first start creates the user WSL logs in as with uid {uid} \
+             (the first free one of the image)"
+        ));
+    }
     ui.status(format!(
         "Wrote {}: {} entries (sha256 of the image {}{}) in {:.1}s; install it on Windows \
          with `wsl --install --from-file {}`",

@@ -16,15 +16,24 @@
 //! module): `..` components, absolute paths and NUL bytes, in entry paths and in
 //! hard link targets; an entry that names the root as anything but a directory; an entry
 //! whose GNU long name and PAX `path` disagree (readers differ on which one wins); and an
-//! `opt` (or, when a WSL configuration is added, `etc`) that is not a directory, since
-//! distrod's files would then land wherever it points.
+//! `opt` (or, for a `.wsl` package, `etc`, `usr`, `usr/lib` or `usr/lib/wsl`) that is not
+//! a directory, since distrod's files would then land wherever it points.
 //!
-//! What is replaced: everything at or under `opt/distrod`, and `etc/wsl-distribution.conf`
-//! when [`Extras::wsl_conf`] is given, including hard links to those paths. The extras are
-//! appended at the end, owned by root: the directories they need (0755; `opt` and `etc`
-//! only when the input lacks them), `opt/distrod/bin/distrod` setuid root (04755, see
-//! `distrod install`'s documentation for why that is safe), the embedded overlay
-//! ([`crate::overlay::OVERLAY`], 0644) and the WSL configuration (0644).
+//! What is replaced: everything at or under `opt/distrod`, and, when the output is a `.wsl`
+//! package ([`Extras::wsl_package`]), `etc/wsl-distribution.conf` and the first-start
+//! script [`OOBE_SCRIPT`], including hard links to those paths. The extras are appended at
+//! the end, owned by root: the directories they need (0755; `opt`, `etc`, `usr`, `usr/lib`
+//! and `usr/lib/wsl` only when the input lacks them), `opt/distrod/bin/distrod` setuid
+//! root (04755, see `distrod install`'s documentation for why that is safe), the embedded
+//! overlay ([`crate::overlay::OVERLAY`], 0644), and for a package the first-start script
+//! (0755) and the WSL configuration (0644).
+//!
+//! A package's first start creates the user WSL then logs in as, with the uid
+//! `oobe.defaultUid` names: the first free one of the image's ordinary range
+//! ([`crate::account::first_free_uid`] over the input's `etc/passwd` and `etc/login.defs`,
+//! read as they stream past; the last entry of each path wins, as on extraction). An
+//! `etc/passwd` that is not a regular file (a symlink, a hard link) is refused: its
+//! accounts could not be known.
 
 // The Windows installer (`distrod.exe`) and `.wsl` packaging are its users; until they land
 // only the tests call it.
@@ -39,6 +48,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tar::{EntryType, Header};
 
+use crate::account::{LoginDefs, first_free_uid};
 use crate::interrupt;
 use crate::overlay::OVERLAY;
 
@@ -51,11 +61,21 @@ pub const DISTROD_BINARY: &str = "opt/distrod/bin/distrod";
 pub const WINDOWS_EXE: &str = "opt/distrod/bin/distrod.exe";
 /// The configuration of WSL's modern distribution format.
 pub const WSL_CONF: &str = "etc/wsl-distribution.conf";
+/// A package's first-start (OOBE) command: a script under `/usr/lib/wsl`, where WSL's
+/// validator of modern distributions wants it (see [`oobe_script`]).
+pub const OOBE_SCRIPT: &str = "usr/lib/wsl/distrod-oobe.sh";
+/// The files of the image that [`crate::account::first_free_uid`] reads.
+const PASSWD: &str = "etc/passwd";
+const LOGIN_DEFS: &str = "etc/login.defs";
+/// Larger is not an account database: refused rather than held in memory.
+const MAX_READ_FILE: u64 = 16 * 1024 * 1024;
 
 /// Setuid root: the login-shell hook must enter the container as root.
 const BINARY_MODE: u32 = 0o4755;
 const FILE_MODE: u32 = 0o644;
 const DIR_MODE: u32 = 0o755;
+/// The first-start script; also distrod.exe's.
+const EXEC_MODE: u32 = 0o755;
 
 /// Buffers on both sides: tar reads and writes in 512-byte blocks.
 const IO_BUFFER_SIZE: usize = 256 * 1024;
@@ -74,9 +94,17 @@ pub struct Extras<'a> {
     pub distrod: &'a [u8],
     /// distrod.exe, installed as `/opt/distrod/bin/distrod.exe` (0755) when given.
     pub windows_exe: Option<&'a [u8]>,
-    /// The contents of `/etc/wsl-distribution.conf` (see [`wsl_distribution_conf`]); any
-    /// such file in the input is replaced. `None` keeps the input's.
-    pub wsl_conf: Option<String>,
+    /// Makes the output a `.wsl` package: `/etc/wsl-distribution.conf` (see
+    /// [`wsl_distribution_conf`]) and the first-start script [`OOBE_SCRIPT`] (see
+    /// [`oobe_script`]) are added, replacing any in the input. `None` keeps the input's.
+    pub wsl_package: Option<WslPackage>,
+}
+
+/// What a `.wsl` package's configuration says besides what the image decides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WslPackage {
+    /// `oobe.defaultName`: the name WSL proposes when the package is installed.
+    pub default_name: String,
 }
 
 /// What [`repack`] did.
@@ -89,6 +117,9 @@ pub struct Report {
     pub bytes: u64,
     /// Input entries dropped because the extras replace them, by path.
     pub replaced: Vec<String>,
+    /// For a `.wsl` package: the uid its first start gives the user it creates
+    /// (`oobe.defaultUid`).
+    pub default_uid: Option<u32>,
 }
 
 /// How [`repack_to_file`] compresses.
@@ -141,17 +172,18 @@ pub enum RepackError {
     Interrupted,
 }
 
-/// The `/etc/wsl-distribution.conf` of a distro made by distrod: WSL runs `oobe_command`
-/// as root on the first launch, proposes `default_name` when the package is installed,
-/// and creates a Start-menu shortcut and a Windows Terminal profile. Line breaks in the
-/// arguments are replaced by spaces: each setting must stay on its own line.
-pub fn wsl_distribution_conf(oobe_command: &str, default_name: &str) -> String {
+/// The `/etc/wsl-distribution.conf` of a distro made by distrod: WSL reads it, runs
+/// `oobe_command` (with `/bin/sh -c`, as root) on the first launch, then logs in as
+/// `default_uid`; it proposes `default_name` when the package is installed, and creates a
+/// Start-menu shortcut and a Windows Terminal profile. Line breaks in the arguments are
+/// replaced by spaces: each setting must stay on its own line.
+pub fn wsl_distribution_conf(oobe_command: &str, default_uid: u32, default_name: &str) -> String {
     let one_line = |s: &str| s.replace(['\r', '\n'], " ").trim().to_owned();
     format!(
         "# Written by distrod.\n\
          [oobe]\n\
          command = {}\n\
-         defaultUid = 1000\n\
+         defaultUid = {default_uid}\n\
          defaultName = {}\n\
          \n\
          [shortcut]\n\
@@ -161,6 +193,20 @@ pub fn wsl_distribution_conf(oobe_command: &str, default_name: &str) -> String {
          enabled = true\n",
         one_line(oobe_command),
         one_line(default_name)
+    )
+}
+
+/// The first-start script [`OOBE_SCRIPT`]: `distrod firstboot` (the user, asked on WSL's
+/// terminal, created with `uid`, the `oobe.defaultUid` WSL logs in as next; then
+/// `enable`). Arguments are passed on, for whoever runs it by hand (`--user NAME
+/// --password-stdin`).
+pub fn oobe_script(uid: u32) -> String {
+    format!(
+        "#!/bin/sh\n\
+         # Written by distrod: this distro's first start (oobe.command of\n\
+         # /etc/wsl-distribution.conf, run by WSL as root). It creates the user WSL logs in\n\
+         # as, with the uid of oobe.defaultUid, then lets every session enter systemd.\n\
+         exec /{DISTROD_BINARY} firstboot --uid {uid} \"$@\"\n"
     )
 }
 
@@ -185,8 +231,9 @@ pub fn repack(
     let mut repacker = Repacker {
         builder: tar::Builder::new(writer),
         read_failed: &read_failed,
-        replace_wsl_conf: extras.wsl_conf.is_some(),
+        wsl_package: extras.wsl_package.is_some(),
         watched: watched_dirs(extras),
+        read: Vec::new(),
         report: Report::default(),
     };
 
@@ -262,16 +309,29 @@ struct Repacker<'a, W: Write> {
     /// Set by the input reader when it fails: tells a read error from a write error
     /// when copying data fails.
     read_failed: &'a Cell<bool>,
-    replace_wsl_conf: bool,
-    /// The parents of the extras that the input may already have (`opt`, `etc`), with
+    /// The output is a `.wsl` package: its configuration and script replace the input's,
+    /// and [`PASSWD`] and [`LOGIN_DEFS`] are read on the way.
+    wsl_package: bool,
+    /// The parents of the extras that the input may already have (`opt`, `etc`, ...), with
     /// what the input last said about each: its entry name and whether it is a directory.
     watched: Vec<Watched>,
+    /// The last entry of [`PASSWD`] and of [`LOGIN_DEFS`] (for a package).
+    read: Vec<ReadFile>,
     report: Report,
 }
 
 struct Watched {
     path: &'static str,
     seen: Option<(String, bool)>,
+}
+
+/// A file of the input that the extras depend on.
+struct ReadFile {
+    path: &'static str,
+    /// Its entry name.
+    entry: String,
+    /// Its content; `None` when the entry is not a regular file.
+    data: Option<Vec<u8>>,
 }
 
 impl<W: Write> Repacker<'_, W> {
@@ -361,6 +421,9 @@ impl<W: Write> Repacker<'_, W> {
         {
             w.seen = Some((name.to_owned(), is_dir));
         }
+        let read = [PASSWD, LOGIN_DEFS]
+            .into_iter()
+            .find(|p| self.wsl_package && p.as_bytes() == joined);
 
         let mut size = size;
         let mut drop_pax_size = false;
@@ -411,16 +474,47 @@ impl<W: Write> Repacker<'_, W> {
         if !checksum_ok(&header) {
             header.set_cksum();
         }
-        self.copy(&header, entry, size, name)?;
+        match read {
+            Some(path) => {
+                let regular = !is_dir
+                    && matches!(
+                        kind,
+                        EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse
+                    );
+                if regular && size > MAX_READ_FILE {
+                    return Err(RepackError::Conflict {
+                        entry: name.to_owned(),
+                        reason: format!(
+                            "`{path}` is larger than {} MiB: too large to read for the \
+                             first start's uid",
+                            MAX_READ_FILE / 1024 / 1024
+                        ),
+                    });
+                }
+                let mut data = Vec::new();
+                let mut tee = Tee {
+                    inner: entry,
+                    copy: &mut data,
+                };
+                self.copy(&header, &mut tee, size, name)?;
+                self.read.retain(|r| r.path != path);
+                self.read.push(ReadFile {
+                    path,
+                    entry: name.to_owned(),
+                    data: regular.then_some(data),
+                });
+            }
+            None => self.copy(&header, entry, size, name)?,
+        }
         self.report.entries += 1;
         Ok(())
     }
 
     /// Whether the extras replace the entry at `comps`.
     fn replaced(&self, comps: &[&[u8]]) -> bool {
-        let distrod: Vec<&[u8]> = DISTROD_DIR.split('/').map(str::as_bytes).collect();
-        let wsl_conf: Vec<&[u8]> = WSL_CONF.split('/').map(str::as_bytes).collect();
-        comps.starts_with(&distrod) || (self.replace_wsl_conf && comps == wsl_conf)
+        let split = |p: &'static str| -> Vec<&[u8]> { p.split('/').map(str::as_bytes).collect() };
+        comps.starts_with(&split(DISTROD_DIR))
+            || (self.wsl_package && [WSL_CONF, OOBE_SCRIPT].iter().any(|p| comps == split(p)))
     }
 
     /// Writes `header` and exactly `size` bytes of `data` (a short read is an error, not a
@@ -481,17 +575,67 @@ impl<W: Write> Repacker<'_, W> {
         Ok(())
     }
 
+    /// The uid a package's first start gives its user, from what the input had at
+    /// [`PASSWD`] and [`LOGIN_DEFS`].
+    fn default_uid(&self) -> Result<u32, RepackError> {
+        let last = |path: &str| self.read.iter().find(|r| r.path == path);
+        let passwd = match last(PASSWD) {
+            None => String::new(),
+            Some(ReadFile {
+                data: Some(data), ..
+            }) => String::from_utf8_lossy(data).into_owned(),
+            Some(ReadFile {
+                entry, data: None, ..
+            }) => {
+                return Err(RepackError::Conflict {
+                    entry: entry.clone(),
+                    reason: format!(
+                        "`{PASSWD}` is not a regular file: distrod reads the accounts in it \
+                         to choose the uid of the user the first start creates"
+                    ),
+                });
+            }
+        };
+        let defs = match last(LOGIN_DEFS) {
+            Some(ReadFile {
+                data: Some(data), ..
+            }) => LoginDefs::parse(&String::from_utf8_lossy(data)),
+            _ => LoginDefs::default(),
+        };
+        first_free_uid(&passwd, defs).ok_or_else(|| RepackError::Conflict {
+            entry: PASSWD.to_owned(),
+            reason: format!(
+                "every uid of {}..={} (UID_MIN..UID_MAX) is taken: none is left for the user \
+                 the first start creates",
+                defs.uid_min, defs.uid_max
+            ),
+        })
+    }
+
     fn append_extras(&mut self, extras: &Extras<'_>) -> Result<(), RepackError> {
         let mtime = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
+        let package = match &extras.wsl_package {
+            Some(p) => {
+                let uid = self.default_uid()?;
+                self.report.default_uid = Some(uid);
+                let command = format!("/{OOBE_SCRIPT}");
+                Some((
+                    oobe_script(uid),
+                    wsl_distribution_conf(&command, uid, &p.default_name),
+                ))
+            }
+            None => None,
+        };
         let mut files: Vec<(&str, u32, &[u8])> =
             vec![(DISTROD_BINARY, BINARY_MODE, extras.distrod)];
         if let Some(exe) = extras.windows_exe {
-            files.push((WINDOWS_EXE, DIR_MODE, exe));
+            files.push((WINDOWS_EXE, EXEC_MODE, exe));
         }
         files.extend(OVERLAY.iter().map(|&(path, data)| (path, FILE_MODE, data)));
-        if let Some(conf) = &extras.wsl_conf {
+        if let Some((script, conf)) = &package {
+            files.push((OOBE_SCRIPT, EXEC_MODE, script.as_bytes()));
             files.push((WSL_CONF, FILE_MODE, conf.as_bytes()));
         }
         let mut dirs_done: Vec<String> = Vec::new();
@@ -526,17 +670,14 @@ impl<W: Write> Repacker<'_, W> {
 
 /// The parents of the extras outside `opt/distrod` (which is replaced whole).
 fn watched_dirs(extras: &Extras<'_>) -> Vec<Watched> {
-    let mut watched = vec![Watched {
-        path: "opt",
-        seen: None,
-    }];
-    if extras.wsl_conf.is_some() {
-        watched.push(Watched {
-            path: "etc",
-            seen: None,
-        });
+    let mut paths = vec!["opt"];
+    if extras.wsl_package.is_some() {
+        paths.extend(["etc", "usr", "usr/lib", "usr/lib/wsl"]);
     }
-    watched
+    paths
+        .into_iter()
+        .map(|path| Watched { path, seen: None })
+        .collect()
 }
 
 fn root_header(kind: EntryType, mode: u32, size: u64, mtime: u64) -> Header {
@@ -620,6 +761,20 @@ fn invalid(entry: &str, what: &'static str, source: io::Error) -> RepackError {
         entry: entry.to_owned(),
         what,
         source,
+    }
+}
+
+/// A reader that keeps a copy of what it reads.
+struct Tee<'a, R> {
+    inner: R,
+    copy: &'a mut Vec<u8>,
+}
+
+impl<R: Read> Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.copy.extend_from_slice(&buf[..n]);
+        Ok(n)
     }
 }
 
@@ -870,6 +1025,11 @@ mod tests {
     }
 
     /// A small rootfs with every kind of entry, and an old distrod to be replaced.
+    /// The sample's accounts: uid 1000 is taken.
+    const SAMPLE_PASSWD: &[u8] = b"root:x:0:0:root:/root:/bin/bash\n\
+        daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n\
+        distrod:x:1000:1000::/home/distrod:/bin/bash\n";
+
     fn sample_rootfs() -> Vec<u8> {
         let long_dir = long_dir();
         let mut tar = Tar::new();
@@ -886,6 +1046,8 @@ mod tests {
                 0o644,
                 b"[oobe]\ncommand=/old\n",
             )
+            .file("etc/passwd", 0o644, SAMPLE_PASSWD)
+            .file("usr/lib/wsl/distrod-oobe.sh", 0o755, b"#!/bin/sh\nold\n")
             .dir("tmp", 0o1777)
             .dir("usr/bin", 0o755)
             .file("usr/bin/sudo", 0o4755, b"sudo binary")
@@ -1019,12 +1181,13 @@ mod tests {
         out
     }
 
-    fn extras(wsl_conf: bool) -> Extras<'static> {
+    fn extras(wsl_package: bool) -> Extras<'static> {
         Extras {
             distrod: DISTROD,
             windows_exe: None,
-            wsl_conf: wsl_conf
-                .then(|| wsl_distribution_conf("/opt/distrod/bin/distrod oobe", "Distrod")),
+            wsl_package: wsl_package.then(|| WslPackage {
+                default_name: "Distrod".into(),
+            }),
         }
     }
 
@@ -1036,7 +1199,10 @@ mod tests {
 
     fn is_replaced(path: &str) -> bool {
         let p = path.trim_start_matches("./");
-        p.starts_with("opt/distrod") || p == "usr/local/bin/distrod-copy" || p == WSL_CONF
+        p.starts_with("opt/distrod")
+            || p == "usr/local/bin/distrod-copy"
+            || p == WSL_CONF
+            || p == OOBE_SCRIPT
     }
 
     /// Checks a repacked sample: the input's members intact and in order, then the extras.
@@ -1047,7 +1213,7 @@ mod tests {
         assert!(kept.len() >= 20, "the sample lost entries: {}", kept.len());
         assert_eq!(
             after.len(),
-            kept.len() + 9,
+            kept.len() + 13,
             "{:#?}",
             after.iter().map(Member::path).collect::<Vec<_>>()
         );
@@ -1068,6 +1234,11 @@ mod tests {
                 "opt/distrod/lib/systemd/distrod-portproxy.service",
                 "opt/distrod/share",
                 "opt/distrod/share/distrod.toml.example",
+                // The sample has entries under usr but none for these directories.
+                "usr",
+                "usr/lib",
+                "usr/lib/wsl",
+                OOBE_SCRIPT,
                 "etc/wsl-distribution.conf",
             ]
         );
@@ -1077,7 +1248,12 @@ mod tests {
             assert_eq!(h.username().unwrap(), Some("root"));
         }
         let find = |path: &str| added.iter().find(|m| m.path() == path).unwrap();
-        for dir in ["opt/distrod", "opt/distrod/bin", "opt/distrod/share"] {
+        for dir in [
+            "opt/distrod",
+            "opt/distrod/bin",
+            "opt/distrod/share",
+            "usr/lib/wsl",
+        ] {
             assert_eq!(find(dir).kind(), EntryType::Directory);
             assert_eq!(find(dir).mode(), 0o755);
         }
@@ -1090,11 +1266,17 @@ mod tests {
             assert_eq!(m.mode(), 0o644);
             assert_eq!(m.data, *data);
         }
+        // The first start: uid 1000 is taken in the sample, 1001 is the first free one.
+        assert_eq!(report.default_uid, Some(1001));
         let conf = find(WSL_CONF);
-        assert_eq!(conf.mode(), 0o644);
-        assert!(
-            String::from_utf8_lossy(&conf.data).contains("command = /opt/distrod/bin/distrod oobe")
+        assert_eq!((conf.kind(), conf.mode()), (EntryType::Regular, 0o644));
+        assert_eq!(
+            conf.data,
+            wsl_distribution_conf(&format!("/{OOBE_SCRIPT}"), 1001, "Distrod").as_bytes()
         );
+        let script = find(OOBE_SCRIPT);
+        assert_eq!((script.kind(), script.mode()), (EntryType::Regular, 0o755));
+        assert_eq!(script.data, oobe_script(1001).as_bytes());
         // `opt` and `etc` were in the input: not added again.
         assert_eq!(
             after
@@ -1116,7 +1298,7 @@ mod tests {
             .filter(|m| is_replaced(&m.path()))
             .map(Member::path)
             .collect();
-        assert_eq!(replaced.len(), 6);
+        assert_eq!(replaced.len(), 7);
         assert_eq!(report.replaced, replaced);
         // The global header is copied but not counted.
         assert_eq!(report.entries, after.len() as u64 - 1);
@@ -1358,11 +1540,11 @@ mod tests {
     #[test]
     fn wsl_distribution_conf_format() {
         assert_eq!(
-            wsl_distribution_conf("/opt/distrod/bin/distrod oobe", "Debian"),
+            wsl_distribution_conf("/usr/lib/wsl/distrod-oobe.sh", 1001, "Debian"),
             "# Written by distrod.\n\
              [oobe]\n\
-             command = /opt/distrod/bin/distrod oobe\n\
-             defaultUid = 1000\n\
+             command = /usr/lib/wsl/distrod-oobe.sh\n\
+             defaultUid = 1001\n\
              defaultName = Debian\n\
              \n\
              [shortcut]\n\
@@ -1372,7 +1554,7 @@ mod tests {
              enabled = true\n"
         );
         // A line break cannot smuggle in another setting.
-        let conf = wsl_distribution_conf("a\ndefaultUid = 0", "x\r\ny");
+        let conf = wsl_distribution_conf("a\ndefaultUid = 0", 1000, "x\r\ny");
         assert!(conf.contains("command = a defaultUid = 0\n"));
         assert!(conf.contains("defaultName = x  y\n"));
         let uids: Vec<&str> = conf
@@ -1604,8 +1786,8 @@ mod tests {
         assert_eq!(report.bytes, out.written);
         assert!(out.written > total, "the extras are added");
         // opt, opt/distrod, bin, the binary, lib, lib/systemd, share, the two overlay
-        // files, etc, the conf.
-        assert_eq!(report.entries, 6 + 11);
+        // files, usr, usr/lib, usr/lib/wsl, the script, etc, the conf.
+        assert_eq!(report.entries, 6 + 15);
         // What is in flight is the read and write buffers, never a file or the archive.
         assert!(
             out.max_lag <= 2 * IO_BUFFER_SIZE as u64 + 64 * 1024,
@@ -1641,7 +1823,182 @@ mod tests {
         assert!(
             fs::read_to_string(dir.path().join(WSL_CONF))
                 .unwrap()
-                .contains("[oobe]")
+                .contains("[oobe]\ncommand = /usr/lib/wsl/distrod-oobe.sh\ndefaultUid = 1001\n")
         );
+        let script = dir.path().join(OOBE_SCRIPT);
+        assert_eq!(fs::read(&script).unwrap(), oobe_script(1001).as_bytes());
+        assert_eq!(
+            fs::metadata(&script).unwrap().permissions().mode() & 0o7777,
+            0o755
+        );
+    }
+
+    /// The package's first-start script and configuration, as the output has them.
+    fn first_start(out: &[u8]) -> (Option<String>, Option<String>) {
+        let after = members(out);
+        let text = |path: &str| {
+            after
+                .iter()
+                .rfind(|m| m.path() == path)
+                .map(|m| String::from_utf8_lossy(&m.data).into_owned())
+        };
+        (text(OOBE_SCRIPT), text(WSL_CONF))
+    }
+
+    /// The archive `build` makes.
+    fn tar_of(build: impl FnOnce(&mut Tar)) -> Vec<u8> {
+        let mut t = Tar::new();
+        build(&mut t);
+        t.bytes()
+    }
+
+    /// passwd(5) text with root and an account for each of `uids`.
+    fn passwd_with(uids: &[u32]) -> Vec<u8> {
+        let mut text = String::from("root:x:0:0:root:/root:/bin/sh\n");
+        for u in uids {
+            text += &format!("u{u}:x:{u}:{u}::/home/u{u}:/bin/sh\n");
+        }
+        text.into_bytes()
+    }
+
+    #[test]
+    fn a_package_gives_its_first_user_the_first_free_uid_of_the_image() {
+        let uid_of = |tar: Vec<u8>| repack_vec(&tar, &extras(true)).unwrap().1.default_uid;
+
+        // No /etc/passwd at all, or no ordinary account: UID_MIN's default.
+        assert_eq!(
+            uid_of(tar_of(|t| {
+                t.dir("usr", 0o755);
+            })),
+            Some(1000)
+        );
+        let none = passwd_with(&[]);
+        assert_eq!(
+            uid_of(tar_of(|t| {
+                t.file("etc/passwd", 0o644, &none);
+            })),
+            Some(1000)
+        );
+        // The first gap at or above UID_MIN.
+        let gap = passwd_with(&[1000, 1001, 1003, 65534]);
+        let input = tar_of(|t| {
+            t.dir("etc", 0o755).file("etc/passwd", 0o644, &gap);
+        });
+        let (out, report) = repack_vec(&input, &extras(true)).unwrap();
+        assert_eq!(report.default_uid, Some(1002));
+        let (script, conf) = first_start(&out);
+        let script = script.unwrap();
+        assert!(script.starts_with("#!/bin/sh\n"), "{script}");
+        assert!(
+            script.ends_with("\nexec /opt/distrod/bin/distrod firstboot --uid 1002 \"$@\"\n"),
+            "{script}"
+        );
+        let conf = conf.unwrap();
+        assert!(
+            conf.contains("command = /usr/lib/wsl/distrod-oobe.sh\ndefaultUid = 1002\n"),
+            "{conf}"
+        );
+        // UID_MIN (and UID_MAX) of the image's login.defs.
+        let defs = |defs: &'static [u8], passwd: Vec<u8>| {
+            tar_of(move |t| {
+                t.file("etc/login.defs", 0o644, defs)
+                    .file("etc/passwd", 0o644, &passwd);
+            })
+        };
+        assert_eq!(
+            uid_of(defs(b"UID_MIN\t\t 1001\nUID_MAX 60000\n", gap.clone())),
+            Some(1002)
+        );
+        assert_eq!(
+            uid_of(defs(
+                b"# UID_MIN 5\nUID_MIN 2000\n",
+                passwd_with(&[1000, 2000])
+            )),
+            Some(2001)
+        );
+        // The last entry of a path wins, as on extraction, however it is spelled.
+        let taken = passwd_with(&[1000]);
+        let input = tar_of(|t| {
+            t.file("etc/passwd", 0o644, &none)
+                .file("./etc/passwd", 0o644, &taken);
+        });
+        assert_eq!(uid_of(input), Some(1001));
+        // A range with nothing free is refused, naming it.
+        let full = defs(b"UID_MIN 1000\nUID_MAX 1001\n", passwd_with(&[1000, 1001]));
+        let err = repack_vec(&full, &extras(true)).unwrap_err().to_string();
+        assert!(err.contains("1000..=1001"), "{err}");
+        // Without a package nothing is read, chosen or added.
+        let (out, report) = repack_vec(&full, &extras(false)).unwrap();
+        assert_eq!(report.default_uid, None);
+        assert_eq!(first_start(&out), (None, None));
+    }
+
+    #[test]
+    fn a_package_refuses_an_etc_passwd_whose_accounts_it_cannot_read() {
+        let root = b"root:x:0:0::/root:/bin/sh\n";
+        let inputs = [
+            tar_of(|t| {
+                t.dir("etc", 0o755)
+                    .link(EntryType::Symlink, "etc/passwd", "../usr/etc/passwd");
+            }),
+            tar_of(|t| {
+                t.file("etc/passwd-", 0o644, root).link(
+                    EntryType::Link,
+                    "etc/passwd",
+                    "etc/passwd-",
+                );
+            }),
+            tar_of(|t| {
+                t.dir("etc/passwd", 0o755);
+            }),
+        ];
+        for input in inputs {
+            let err = repack_vec(&input, &extras(true)).unwrap_err();
+            assert!(
+                matches!(&err, RepackError::Conflict { entry, .. } if entry == "etc/passwd"),
+                "{err:?}"
+            );
+            assert!(err.to_string().contains("not a regular file"), "{err}");
+            // Not a package: none of distrod's business.
+            repack_vec(&input, &extras(false)).unwrap();
+        }
+        // A later regular file is what extraction leaves: accepted.
+        let input = tar_of(|t| {
+            t.link(EntryType::Symlink, "etc/passwd", "x")
+                .file("etc/passwd", 0o644, root);
+        });
+        let (_, report) = repack_vec(&input, &extras(true)).unwrap();
+        assert_eq!(report.default_uid, Some(1000));
+    }
+
+    #[test]
+    fn a_package_keeps_the_images_usr_lib_wsl_and_refuses_one_that_is_no_directory() {
+        let input = tar_of(|t| {
+            t.dir("usr", 0o755)
+                .dir("usr/lib", 0o755)
+                .dir("usr/lib/wsl", 0o755)
+                .file("usr/lib/wsl/theirs.ico", 0o644, b"icon")
+                .file("usr/lib/wsl/distrod-oobe.sh", 0o755, b"#!/bin/sh\nold\n");
+        });
+        let (out, report) = repack_vec(&input, &extras(true)).unwrap();
+        assert_eq!(report.replaced, [OOBE_SCRIPT]);
+        let after = members(&out);
+        let count = |p: &str| after.iter().filter(|m| m.path() == p).count();
+        assert_eq!(count("usr/lib/wsl"), 1, "not added again");
+        assert_eq!(count("usr/lib/wsl/theirs.ico"), 1);
+        assert_eq!(count(OOBE_SCRIPT), 1);
+        assert_eq!(first_start(&out).0.unwrap(), oobe_script(1000));
+
+        for dir in ["usr", "usr/lib", "usr/lib/wsl"] {
+            let input = tar_of(|t| {
+                t.link(EntryType::Symlink, dir, "/elsewhere");
+            });
+            let err = repack_vec(&input, &extras(true)).unwrap_err();
+            assert!(
+                matches!(&err, RepackError::Conflict { entry, .. } if entry == dir),
+                "{dir}: {err:?}"
+            );
+            repack_vec(&input, &extras(false)).unwrap();
+        }
     }
 }

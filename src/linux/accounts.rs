@@ -51,6 +51,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::{Context, Error, INSTALLED_BINARY, Result};
+pub use crate::account::LoginDefs;
 
 /// Where the alias symlinks live; an alias is this prefix followed by the real shell's path.
 pub const ALIAS_DIR: &str = "/opt/distrod/alias";
@@ -103,44 +104,8 @@ fn is_under(p: &str, dir: &str) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
-/// The uid range of ordinary users, from login.defs(5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LoginDefs {
-    pub uid_min: u32,
-    pub uid_max: u32,
-}
-
-impl Default for LoginDefs {
-    fn default() -> Self {
-        LoginDefs {
-            uid_min: 1000,
-            uid_max: 60000,
-        }
-    }
-}
-
+/// Also read from a package's image by `pack` (see [`crate::account`]).
 impl LoginDefs {
-    /// `KEY value` lines; the last one of a key wins and a value that is not a number keeps
-    /// the default, as shadow-utils' getdef does.
-    pub fn parse(text: &str) -> Self {
-        let mut defs = LoginDefs::default();
-        for line in text.lines() {
-            let mut words = line.split_whitespace();
-            let (Some(key), Some(value)) = (words.next(), words.next()) else {
-                continue;
-            };
-            let Some(n) = parse_number(value.trim_matches('"')) else {
-                continue;
-            };
-            match key {
-                "UID_MIN" => defs.uid_min = n,
-                "UID_MAX" => defs.uid_max = n,
-                _ => {}
-            }
-        }
-        defs
-    }
-
     /// `root`'s etc/login.defs; a missing file means the defaults.
     pub fn load(root: &Path) -> Result<Self> {
         let path = at(root, LOGIN_DEFS);
@@ -154,17 +119,6 @@ impl LoginDefs {
     /// The uid half of the hook rule.
     pub fn hooks_uid(&self, uid: u32) -> bool {
         uid != NOBODY && (uid == 0 || (self.uid_min..=self.uid_max).contains(&uid))
-    }
-}
-
-/// strtoul with base 0, as getdef uses: decimal, 0x hexadecimal or 0 octal.
-fn parse_number(s: &str) -> Option<u32> {
-    if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        u32::from_str_radix(hex, 16).ok()
-    } else if s.len() > 1 && s.starts_with('0') {
-        u32::from_str_radix(&s[1..], 8).ok()
-    } else {
-        s.parse().ok()
     }
 }
 

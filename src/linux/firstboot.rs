@@ -16,7 +16,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use super::{Error, Result, users};
+use super::{Context, Error, Result, users};
 
 /// What was set up.
 #[derive(Debug)]
@@ -49,9 +49,20 @@ pub fn sudoers_grants(sudoers: &str, group: &str) -> bool {
 
 /// Creates (or updates) the account and sets its password. Idempotent: an existing user
 /// keeps its uid and gets the group and the new password.
-pub fn set_up(name: &str, password: &str) -> Result<Account> {
+///
+/// With `uid` (a `.wsl` package's first start: the `oobe.defaultUid` WSL logs in as) the
+/// user is created with exactly that uid; before anything changes, it is an error when
+/// another account has the uid or the user exists with another one (see
+/// [`crate::account::uid_conflict`]).
+pub fn set_up(name: &str, password: &str, uid: Option<u32>) -> Result<Account> {
     check_name(name).map_err(Error::Other)?;
     check_password(password).map_err(Error::Other)?;
+    if let Some(uid) = uid {
+        let passwd = fs::read_to_string("/etc/passwd").ctx(|| "read /etc/passwd".into())?;
+        if let Some(conflict) = crate::account::uid_conflict(&passwd, name, uid) {
+            return Err(Error::Other(conflict.to_string()));
+        }
+    }
     let group_file = fs::read_to_string("/etc/group").unwrap_or_default();
     let admin = admin_group(&group_file).map(str::to_string);
     let existed = users::lookup(name).is_ok();
@@ -63,17 +74,21 @@ pub fn set_up(name: &str, password: &str) -> Result<Account> {
         if tool("useradd") {
             let mut cmd = Command::new("useradd");
             cmd.args(["--create-home", "--shell", shell]);
+            if let Some(uid) = uid {
+                cmd.args(["--uid", &uid.to_string()]);
+            }
             if let Some(g) = &admin {
                 cmd.args(["--groups", g]);
             }
             run(cmd.arg(name), None, "useradd")?;
         } else if tool("adduser") {
-            // BusyBox: -D no password prompt, -s shell.
-            run(
-                Command::new("adduser").args(["-D", "-s", shell, name]),
-                None,
-                "adduser",
-            )?;
+            // BusyBox: -D no password prompt, -s shell, -u uid.
+            let mut cmd = Command::new("adduser");
+            cmd.args(["-D", "-s", shell]);
+            if let Some(uid) = uid {
+                cmd.args(["-u", &uid.to_string()]);
+            }
+            run(cmd.arg(name), None, "adduser")?;
         } else {
             return Err(Error::Other(
                 "neither useradd nor adduser is installed: cannot create the user".into(),
@@ -103,6 +118,14 @@ pub fn set_up(name: &str, password: &str) -> Result<Account> {
         grant_sudo(g)?;
     }
     let (user, _) = users::lookup(name)?;
+    if let Some(uid) = uid
+        && user.uid != uid
+    {
+        return Err(Error::Other(format!(
+            "{name} was made with uid {} instead of {uid}",
+            user.uid
+        )));
+    }
     Ok(Account {
         name: name.to_string(),
         uid: user.uid,

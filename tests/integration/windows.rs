@@ -29,7 +29,11 @@ struct Served {
 }
 
 fn serve(name: &str) -> Served {
-    let spec = RootfsSpec::distro(name);
+    serve_spec(RootfsSpec::distro(name))
+}
+
+/// [`serve`] of the rootfs `spec`.
+fn serve_spec(spec: RootfsSpec) -> Served {
     let spec_tar = spec.tar();
     let product = Product::numbered("debian", "bookworm", "12", host_arch(), "default")
         .build(BUILD, &archive::xz(&spec_tar));
@@ -893,15 +897,21 @@ fn the_wizard_on_a_terminal_installs() {
 // Packages for others
 
 /// `distrod.exe pack`: a `.wsl` file (gzip tar) of the image with both binaries, the
-/// overlay and a wsl-distribution.conf whose first-start command is `distrod firstboot`;
-/// no WSL involved, and an existing file is never replaced.
+/// overlay, the first-start script /usr/lib/wsl/distrod-oobe.sh (`distrod firstboot` with
+/// the uid WSL then logs in as: the image's first free one, 1001 here since the image has
+/// an account with uid 1000) and a wsl-distribution.conf that names both; no WSL
+/// involved, and an existing file is never replaced.
 #[test]
 fn pack_writes_a_wsl_package_that_sets_itself_up_on_first_start() {
     let Some(wine) = wine() else {
         return;
     };
     let fake = FakeWsl::new();
-    let served = serve("packed");
+    let served = serve_spec(RootfsSpec::distro("packed").file(
+        "etc/passwd",
+        0o644,
+        "root:x:0:0:root:/root:/bin/bash\nuser:x:1000:1000::/home/user:/bin/bash\n",
+    ));
     let out_dir = tempfile::tempdir().expect("a directory for the package");
     let out = out_dir.path().join("Debian.wsl");
     let pack = |out: &Path| {
@@ -942,10 +952,29 @@ fn pack_writes_a_wsl_package_that_sets_itself_up_on_first_start() {
     }
     let conf = String::from_utf8(found["etc/wsl-distribution.conf"].data.clone()).unwrap();
     assert!(
-        conf.contains("command = /opt/distrod/bin/distrod firstboot\n")
+        conf.contains("command = /usr/lib/wsl/distrod-oobe.sh\n")
             && conf.contains("defaultName = Debian\n")
-            && conf.contains("defaultUid = 1000\n"),
+            && conf.contains("defaultUid = 1001\n"),
         "{conf}"
+    );
+    let script = &found["usr/lib/wsl/distrod-oobe.sh"];
+    assert_eq!((script.mode, script.owner), (0o755, (0, 0)));
+    let text = String::from_utf8(script.data.clone()).unwrap();
+    assert!(
+        text.starts_with("#!/bin/sh\n")
+            && text.contains("\nexec /opt/distrod/bin/distrod firstboot --uid 1001 \"$@\"\n"),
+        "{text}"
+    );
+    assert!(output.stderr.contains("uid 1001"), "{output}");
+    // What WSL's validator of modern distributions checks (support/wsl_package.rs).
+    let findings = crate::support::wsl_package::check(&gz);
+    assert!(
+        findings.errors.is_empty()
+            && findings
+                .warnings
+                .iter()
+                .all(|w| !w.contains("oobe.command") && !w.contains("default uid")),
+        "{findings:#?}"
     );
 
     // A second pack to the same file is refused; the package stays as it was.

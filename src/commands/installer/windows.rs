@@ -235,7 +235,7 @@ pub fn install(args: &DistroInstallArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     let extras = Extras {
         distrod: &binary,
         windows_exe: windows_exe.as_deref(),
-        wsl_conf: None,
+        wsl_package: None,
     };
     let installed = super::install_checked(&wsl, &RunKey, &plan, ui, |tarball| {
         ui.status(format!("Downloading {what}"));

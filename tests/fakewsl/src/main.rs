@@ -14,10 +14,11 @@
 //!   interop socket (`WSL_INTEROP`, else a walk up the parent pids), sends the arguments and
 //!   prints the answer and `via <socket>`. Exit 2: no socket; 3: connect failed; 4: bad
 //!   answer.
-//! - `fakewsl pty [--stop-after MS] [--timeout MS] [--until FILE] -- CMD...` runs CMD as
-//!   the foreground job of a new pseudo-terminal and can press Ctrl-Z on it (see pty.rs).
-//! - `fakewsl echo ADDR` serves TCP echo; `fakewsl send ADDR BYTES` checks an echo of
-//!   BYTES bytes through it (prints `ok BYTES`).
+//! - `fakewsl pty [--stop-after MS] [--timeout MS] [--until FILE] [--input TEXT] -- CMD...`
+//!   runs CMD as the foreground job of a new pseudo-terminal, can press Ctrl-Z on it and
+//!   type answers to its prompts (see pty.rs).
+//! - `fakewsl echo ADDR` serves echo (TCP `HOST:PORT`, or a Unix socket `unix:PATH`);
+//!   `fakewsl send ADDR BYTES` checks an echo of BYTES bytes through it (prints `ok BYTES`).
 
 mod accounts;
 mod client;
@@ -33,7 +34,7 @@ const USAGE: &str =
     "usage: fakewsl relay --user NAME [--elevated] [--exec] [--cwd DIR] [--log FILE]
                      [--env K=V]... [-- CMD...]
        fakewsl client [ARGS...]
-       fakewsl pty [--stop-after MS] [--timeout MS] [--until FILE] -- CMD...
+       fakewsl pty [--stop-after MS] [--timeout MS] [--until FILE] [--input TEXT] -- CMD...
        fakewsl echo ADDR
        fakewsl send ADDR BYTES";
 

@@ -1,5 +1,5 @@
-//! `fakewsl pty [--stop-after MS] [--timeout MS] [--until FILE] -- CMD...`: CMD as the
-//! foreground job of a real terminal, the way a user runs a command from the shell of a
+//! `fakewsl pty [--stop-after MS] [--timeout MS] [--until FILE] [--input TEXT] -- CMD...`:
+//! CMD as the foreground job of a real terminal, the way a user runs a command from the shell of a
 //! terminal window. It opens a pseudo-terminal pair and forks a stand-in for that shell:
 //! the leader of a new session with the pty as its controlling terminal, which starts CMD
 //! in a process group of its own and makes it the terminal's foreground group. Everything
@@ -7,6 +7,9 @@
 //!
 //! - after `--stop-after MS` Ctrl-Z (0x1a) is written to the master, so the line
 //!   discipline sends SIGTSTP to the foreground group, as a user pressing Ctrl-Z does;
+//! - `--input TEXT` is typed ahead: written to the master once CMD has written something
+//!   to the terminal (its first prompt); in canonical mode each read of CMD gets one line
+//!   of it, as if the user answered each prompt in turn (`\n` in TEXT ends a line);
 //! - the shell stand-in reports on stderr, one line each: `pty: job N` once CMD is forked
 //!   (N its pid), `pty: stopped` each time CMD stops, `pty: exited CODE` when it ends;
 //!   `pty: sent ^Z`, `pty: timeout` and `pty: hang-up` come from the terminal's side;
@@ -34,6 +37,8 @@ pub struct PtyArgs {
     pub timeout: Duration,
     /// Hang up once this file exists.
     pub until: Option<std::path::PathBuf>,
+    /// Typed once CMD has written to the terminal.
+    pub input: Option<Vec<u8>>,
     pub cmd: Vec<OsString>,
 }
 
@@ -42,6 +47,7 @@ pub fn parse(args: &[OsString]) -> Result<PtyArgs, String> {
     let mut stop_after = None;
     let mut timeout = Duration::from_secs(60);
     let mut until = None;
+    let mut input = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut millis = |name: &str| -> Result<Duration, String> {
@@ -57,6 +63,9 @@ pub fn parse(args: &[OsString]) -> Result<PtyArgs, String> {
             b"--until" => {
                 until = Some(it.next().ok_or("--until needs a file")?.into());
             }
+            b"--input" => {
+                input = Some(it.next().ok_or("--input needs a text")?.as_bytes().to_vec());
+            }
             b"--" => {
                 let cmd: Vec<OsString> = it.by_ref().cloned().collect();
                 if cmd.is_empty() {
@@ -66,6 +75,7 @@ pub fn parse(args: &[OsString]) -> Result<PtyArgs, String> {
                     stop_after,
                     timeout,
                     until,
+                    input,
                     cmd,
                 });
             }
@@ -185,6 +195,24 @@ fn leader(master: libc::c_int, slave: &CString, argv: &[*const libc::c_char]) ->
     }
 }
 
+/// Writes all of `text` to the master (a short write is retried; a failure reported).
+fn type_ahead(master: libc::c_int, text: &[u8]) {
+    let mut rest = text;
+    while !rest.is_empty() {
+        // SAFETY: a write from a live slice of its length.
+        let n = unsafe { libc::write(master, rest.as_ptr().cast(), rest.len()) };
+        if n < 0 {
+            if errno() == libc::EINTR || errno() == libc::EAGAIN {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            }
+            report(format_args!("could not type: errno {}", errno()));
+            return;
+        }
+        rest = &rest[n as usize..];
+    }
+}
+
 /// Runs CMD on a new terminal; returns the exit status described in the module doc.
 pub fn run(args: PtyArgs) -> Result<i32, String> {
     let argv: Vec<CString> = args
@@ -205,6 +233,7 @@ pub fn run(args: PtyArgs) -> Result<i32, String> {
     }
     let start = Instant::now();
     let mut ctrl_z_due = args.stop_after.map(|d| start + d);
+    let mut input = args.input;
     let mut status: Option<i32> = None;
     let mut ended_at: Option<Instant> = None;
     let mut stdout = io::stdout();
@@ -259,6 +288,9 @@ pub fn run(args: PtyArgs) -> Result<i32, String> {
             if got > 0 {
                 let _ = stdout.write_all(&buf[..got as usize]);
                 let _ = stdout.flush();
+                if let Some(text) = input.take() {
+                    type_ahead(master, &text);
+                }
             } else if status.is_some() {
                 // EIO: every slave descriptor is closed.
                 break;
@@ -303,11 +335,32 @@ mod tests {
         assert_eq!(a.until, None);
         let a = parse(&os(&["--timeout", "5", "--until", "/f", "--", "true"])).unwrap();
         assert_eq!(a.stop_after, None);
+        assert_eq!(a.input, None);
         assert_eq!(a.until.as_deref(), Some(std::path::Path::new("/f")));
         assert_eq!(a.timeout, Duration::from_millis(5));
+        let a = parse(&os(&["--input", "a\nb\n", "--", "cat"])).unwrap();
+        assert_eq!(a.input.as_deref(), Some(&b"a\nb\n"[..]));
+        assert!(parse(&os(&["--input"])).is_err());
         assert!(parse(&os(&["--",])).is_err());
         assert!(parse(&os(&["--stop-after", "x", "--", "true"])).is_err());
         assert!(parse(&os(&["true"])).is_err());
+    }
+
+    #[test]
+    fn typed_input_answers_prompts_one_line_each() {
+        // Two reads after a prompt: each gets one line; the second one without echo.
+        let script = "printf 'name: '; read a; stty -echo; read b; stty echo; \
+                      test \"$a\" = alice && test \"$b\" = 'pass word'";
+        let a = parse(&os(&[
+            "--input",
+            "alice\npass word\n",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ]))
+        .unwrap();
+        assert_eq!(run(a).unwrap(), 0);
     }
 
     #[test]

@@ -276,6 +276,15 @@ impl FakeWsl {
         self.spawn(self.sandbox.command_in(elevated, &argv), &argv)
     }
 
+    /// `wsl -u USER -e ARGV...`: `argv` run by the relay itself, without the login shell
+    /// (never through distrod's hook), in the distro outside the container; returns when it
+    /// ends.
+    pub fn exec(&self, user: &str, argv: &[&str]) -> Output {
+        let mut full = vec![FAKEWSL, "relay", "--user", user, "--exec", "--"];
+        full.extend_from_slice(argv);
+        self.sandbox.run(&full)
+    }
+
     /// `wsl -u USER -e ARGV...` left running: `argv` run by the relay itself, without the
     /// login shell (so never through distrod's hook), as an editor's server or the logon
     /// entry's `distrod launch --keep-alive` runs. Returns once its interop socket exists.
@@ -342,6 +351,101 @@ impl FakeWsl {
         self.sandbox
             .run(&["useradd", "--create-home", "--shell", "/bin/bash", name])
             .success();
+    }
+
+    /// The first start of a distro installed from a `.wsl` package, as WSL's init runs it
+    /// (src/linux/init/init.cpp of microsoft/WSL): it reads `oobe.command` and
+    /// `oobe.defaultUid` from /etc/wsl-distribution.conf *before* the command runs, runs
+    /// the command with `/bin/sh -c` as root on the user's terminal (here a new
+    /// pseudo-terminal, `typed` typed ahead as the answers to its prompts: `fakewsl pty
+    /// --input`), and when it succeeded makes defaultUid the default user: the session
+    /// then goes on as that uid's account ([`FakeWsl::user_with_uid`]).
+    pub fn first_start(&self, typed: &str) -> FirstStart {
+        let conf = self
+            .sandbox
+            .read_file("/etc/wsl-distribution.conf")
+            .expect("/etc/wsl-distribution.conf");
+        let command = wsl_conf_value(&conf, "oobe", "command").unwrap_or_default();
+        let default_uid = wsl_conf_value(&conf, "oobe", "defaultUid").map(|v| {
+            parse_c_long(&v).unwrap_or_else(|| panic!("oobe.defaultUid {v:?} is no number"))
+        });
+        assert!(!command.is_empty(), "no oobe.command in\n{conf}");
+        let output = self.sandbox.run(&[
+            FAKEWSL,
+            "pty",
+            "--timeout",
+            "120000",
+            "--input",
+            typed,
+            "--",
+            "/bin/sh",
+            "-c",
+            &command,
+        ]);
+        FirstStart {
+            output,
+            command,
+            default_uid,
+        }
+    }
+
+    /// The account with `uid` in the sandbox's /etc/passwd (what WSL's getpwuid gives).
+    pub fn user_with_uid(&self, uid: u32) -> Option<String> {
+        let passwd = self.sandbox.read_file("/etc/passwd").expect("/etc/passwd");
+        passwd.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() == 7 && f[2].parse() == Ok(uid)).then(|| f[0].to_owned())
+        })
+    }
+}
+
+/// What [`FakeWsl::first_start`] did.
+pub struct FirstStart {
+    /// The first-start command's run; its terminal's output (prompts, echoed answers,
+    /// what it printed) on stdout.
+    pub output: Output,
+    /// `oobe.command` as WSL read it.
+    pub command: String,
+    /// `oobe.defaultUid` as WSL read it, before the command ran.
+    pub default_uid: Option<u32>,
+}
+
+/// A value of WSL's configuration files as WSL's parser (src/shared/configfile) reads it:
+/// `[section]` and `key = value` lines, names case-insensitive, `#` starting a comment
+/// outside quotes, surrounding whitespace and quotes dropped; the last one wins.
+pub fn wsl_conf_value(text: &str, section: &str, key: &str) -> Option<String> {
+    let mut current = String::new();
+    let mut found = None;
+    for line in text.lines() {
+        let mut in_quotes = false;
+        let line: String = line
+            .chars()
+            .take_while(|&c| {
+                in_quotes ^= c == '"';
+                in_quotes || c != '#'
+            })
+            .collect();
+        let line = line.trim();
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            current = name.trim().to_lowercase();
+        } else if let Some((k, v)) = line.split_once('=')
+            && current == section.to_lowercase()
+            && k.trim().eq_ignore_ascii_case(key)
+        {
+            found = Some(v.trim().trim_matches('"').to_owned());
+        }
+    }
+    found
+}
+
+/// strtol with base 0, as WSL reads integers: decimal, 0x hexadecimal, 0 octal.
+fn parse_c_long(s: &str) -> Option<u32> {
+    if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        u32::from_str_radix(hex, 16).ok()
+    } else if s.len() > 1 && s.starts_with('0') {
+        u32::from_str_radix(&s[1..], 8).ok()
+    } else {
+        s.parse().ok()
     }
 }
 
@@ -530,6 +634,24 @@ impl Drop for EchoServer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wsl_conf_values_as_wsl_reads_them() {
+        let conf = "# distrod\n[oobe]\ncommand = /usr/lib/wsl/x.sh  # first start\n\
+                    DefaultUid = 0x3e9\n[shortcut]\ncommand = other\n";
+        assert_eq!(
+            wsl_conf_value(conf, "oobe", "command").as_deref(),
+            Some("/usr/lib/wsl/x.sh")
+        );
+        let uid = wsl_conf_value(conf, "OOBE", "defaultUid").unwrap();
+        assert_eq!(parse_c_long(&uid), Some(1001));
+        assert_eq!(parse_c_long("1001"), Some(1001));
+        assert_eq!(wsl_conf_value(conf, "oobe", "defaultName"), None);
+        assert_eq!(
+            wsl_conf_value("[a]\nk = \"x # y\"\n", "a", "k").as_deref(),
+            Some("x # y")
+        );
+    }
 
     #[test]
     fn log_lines_parse() {

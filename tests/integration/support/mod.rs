@@ -8,6 +8,7 @@ pub mod sandbox;
 pub mod server;
 pub mod streams;
 pub mod wine;
+pub mod wsl_package;
 
 use std::ffi::OsStr;
 use std::fmt;
