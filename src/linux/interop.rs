@@ -9,8 +9,8 @@
 //! `sudo` included:
 //!
 //! ```text
-//! /run/WSL/<reaper pid>_interop -> /run/distrod/sessions/<reaper pid>/interop
-//! /run/distrod/sessions/<reaper pid>/       0700, the session's user
+//! /run/WSL/<reaper pid>_interop -> .sessions/<reaper pid>/interop
+//! /run/WSL/.sessions/<reaper pid>/          0700, the session's user
 //!                                   interop  the session's real socket, bind-mounted
 //! /run/WSL/1_interop -> <reaper pid>_interop   for services (their walk ends at PID 1)
 //! ```
@@ -37,7 +37,8 @@ use nix::mount::{MntFlags, umount2};
 use super::{Context, Result};
 
 pub const RUN_WSL: &str = "/run/WSL";
-pub const SESSIONS: &str = "/run/distrod/sessions";
+/// In the container's own /run/WSL (a tmpfs of the container's, see [`super::mounts`]).
+pub const SESSIONS: &str = "/run/WSL/.sessions";
 /// In a session's directory: the session has a mount namespace of its own.
 const OWN_VIEW: &str = "own-view";
 

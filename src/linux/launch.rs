@@ -303,7 +303,7 @@ pub fn launch_with(opts: &Options, progress: &mut dyn FnMut(Phase)) -> Result<Ou
                 pid = st.pid,
                 "removing the record of a container that is gone"
             );
-            stop::remove_leftovers(&lock, &st.cgroup)?;
+            stop::remove_leftovers(&lock, &st)?;
         }
         start(&lock, opts, rootfs)?
     };
@@ -333,7 +333,7 @@ pub fn launch_with(opts: &Options, progress: &mut dyn FnMut(Phase)) -> Result<Ou
         }
         if let Ok(lock) = state::lock() {
             if state::load(&lock).is_some_and(|cur| same(&cur, &st)) {
-                let _ = stop::remove_leftovers(&lock, &st.cgroup);
+                let _ = stop::remove_leftovers(&lock, &st);
             }
         }
         return Err(e);
@@ -406,6 +406,16 @@ fn start(
     };
     let steps = mounts::plan(&inputs);
     tracing::debug!(?steps, "mount plan");
+    // The distro's /run is the container's too: what is in it now stays after the stop.
+    let run_before = inputs.rootfs.is_none().then(|| {
+        std::fs::read_dir("/run")
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| e.file_name().to_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    });
 
     let pid = spawn(&cg, &steps)?;
     let launched_at = state::now();
@@ -426,6 +436,7 @@ fn start(
         ready: false,
         previous: history::begin(launched_at),
         watcher: None,
+        run_before,
     };
     state::save(lock, &st)?;
     Ok((st, notify))
@@ -863,6 +874,7 @@ mod tests {
                 ended: None,
             }),
             watcher: None,
+            run_before: Some(vec!["WSL".into()]),
         };
         let ok = format!("ok {}", serde_json::to_string(&st).unwrap());
         assert_eq!(super::parse_detached(&ok).unwrap(), st);

@@ -81,7 +81,11 @@ pub const MASKED: &[(&str, &str)] = &[
         "systemd-timesyncd.service",
         "WSL keeps the clock in step with Windows",
     ),
-    ("console-getty.service", "there is no console"),
+    (
+        "console-getty.service",
+        "there is no console: /dev/console is /dev/null in the container, and setting it up \
+         as a terminal makes /dev/null mode 0600 (unusable for every unprivileged process)",
+    ),
     ("getty@.service", "there are no virtual terminals"),
     ("serial-getty@.service", "there are no serial lines"),
     (
@@ -94,8 +98,8 @@ pub const MASKED: &[(&str, &str)] = &[
     ),
 ];
 
-/// The unit that binds WSLg's X11 socket directory (systemd-escape'd /tmp/.X11-unix).
-pub const X11_UNIT: &str = "tmp-.X11\\x2dunix.mount";
+/// The unit that binds WSLg's X11 socket directory at /tmp/.X11-unix (see [`wslg_units`]).
+pub const X11_UNIT: &str = "distrod-wslg-x11.service";
 
 /// The unit pair that re-hooks login accounts when /etc/passwd changes (chsh, new users).
 pub const REHOOK_UNIT: &str = "distrod-rehook";
@@ -293,15 +297,33 @@ pub fn plan(inp: &Inputs) -> Vec<Step> {
         flags: NSE,
         data: None,
     });
-    v.push(Step::Mount {
-        source: "tmpfs".into(),
-        target: at("/run"),
-        fstype: Some("tmpfs".into()),
-        flags: MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        data: Some("mode=755".into()),
-    });
-    for d in ["/run/lock", "/run/WSL"] {
-        v.push(Step::Mkdir { path: at(d) });
+    if inp.rootfs.is_some() {
+        // Another tree: a /run of its own (its systemd's state is not this distro's).
+        v.push(Step::Mount {
+            source: "tmpfs".into(),
+            target: at("/run"),
+            fstype: Some("tmpfs".into()),
+            flags: MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            data: Some("mode=755".into()),
+        });
+        for d in ["/run/lock", "/run/WSL"] {
+            v.push(Step::Mkdir { path: at(d) });
+        }
+    } else {
+        // The distro's own /run, one for inside and outside (see the module
+        // documentation); only WSL's interop entries and the container's marker are the
+        // container's own, each on a tmpfs mounted inside only (the mount namespace is a
+        // slave: nothing mounted here shows outside).
+        for d in ["/run/WSL", "/run/host"] {
+            v.push(Step::Mkdir { path: at(d) });
+            v.push(Step::Mount {
+                source: "tmpfs".into(),
+                target: at(d),
+                fstype: Some("tmpfs".into()),
+                flags: MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                data: Some("mode=755,size=1m".into()),
+            });
+        }
     }
     v.push(Step::BindHeld {
         held: Held::Notify,
@@ -410,22 +432,35 @@ pub fn plan(inp: &Inputs) -> Vec<Step> {
 /// The O_PATH fds of [`Held`] paths, opened before the plan runs.
 const BINFMT: &str = "/proc/sys/fs/binfmt_misc";
 
-/// WSLg's X11 sockets at /tmp/.X11-unix, surviving a tmpfs /tmp (tmp.mount, which a mount
-/// unit below /tmp is ordered after by its path) and systemd-tmpfiles' `D! /tmp/.X11-unix`
-/// (an empty x11.conf in /run overrides the vendor one).
+/// WSLg's X11 sockets at /tmp/.X11-unix, surviving a tmpfs /tmp (`tmp.mount`, trixie on:
+/// the bind is made after it) and systemd-tmpfiles' `D! /tmp/.X11-unix` (an empty x11.conf
+/// in /run overrides the vendor one).
+///
+/// A oneshot service does the bind, not a mount unit: systemd starts no mount unit while its
+/// mountinfo monitor is rate-limited (more than 5 mount changes in a second), and from
+/// systemd 257 on the first second of a boot has that many (tmp.mount, the credential mounts
+/// of the early services): a mount unit ordered before local-fs.target held the whole boot
+/// back by up to a second (1.2 s to `running` instead of 0.2 s for a small trixie or sid). Not
+/// run when /tmp/.X11-unix is a mount point already (a separate rootfs gets the distro's
+/// bound in, and without a tmpfs /tmp it stays visible).
 fn wslg_units(at: &dyn Fn(&str) -> PathBuf) -> Vec<Step> {
     vec![
         Step::WriteFile {
             path: at(&format!("/run/systemd/system/{X11_UNIT}")),
             contents: "[Unit]\n\
                 Description=WSLg X11 sockets (distrod)\n\
-                ConditionPathExists=/mnt/wslg/.X11-unix\n\
+                DefaultDependencies=no\n\
+                ConditionPathIsDirectory=/mnt/wslg/.X11-unix\n\
+                ConditionPathIsMountPoint=!/tmp/.X11-unix\n\
+                After=local-fs-pre.target tmp.mount\n\
+                Before=local-fs.target\n\
                 \n\
-                [Mount]\n\
-                What=/mnt/wslg/.X11-unix\n\
-                Where=/tmp/.X11-unix\n\
-                Type=none\n\
-                Options=bind,ro\n"
+                [Service]\n\
+                Type=oneshot\n\
+                RemainAfterExit=yes\n\
+                ExecStart=/bin/mkdir -p /tmp/.X11-unix\n\
+                ExecStart=/bin/mount --bind /mnt/wslg/.X11-unix /tmp/.X11-unix\n\
+                ExecStart=/bin/mount -o remount,bind,ro /tmp/.X11-unix\n"
                 .into(),
         },
         Step::Symlink {
@@ -629,6 +664,11 @@ pub fn apply(steps: &[Step], held: &HeldFds) -> Result<()> {
                 if let Some(parent) = link.parent() {
                     fs::create_dir_all(parent).ctx(|| format!("create {}", parent.display()))?;
                 }
+                // A link left in the distro's /run (shared with it) by a container that
+                // died with its record is replaced, not an error.
+                if fs::symlink_metadata(link).is_ok_and(|m| m.file_type().is_symlink()) {
+                    let _ = fs::remove_file(link);
+                }
                 std::os::unix::fs::symlink(target, link)
                     .ctx(|| format!("create {}", link.display()))?
             }
@@ -721,9 +761,10 @@ mod tests {
                 "ro /proc/sys",
                 "detach /sys/fs/cgroup",
                 "mount cgroup2 /sys/fs/cgroup",
-                "mount tmpfs /run",
-                "mkdir /run/lock",
                 "mkdir /run/WSL",
+                "mount tmpfs /run/WSL",
+                "mkdir /run/host",
+                "mount tmpfs /run/host",
                 "held Notify /run/host/notify",
                 "write /run/host/container-manager",
                 "mount binfmt_misc /proc/sys/fs/binfmt_misc",
@@ -732,8 +773,8 @@ mod tests {
                 "ro /proc/sys/fs/binfmt_misc/status",
                 "symlink /run/systemd/system/console-getty.service",
                 "write /run/tmpfiles.d/tmp.conf",
-                "write /run/systemd/system/tmp-.X11\\x2dunix.mount",
-                "symlink /run/systemd/system/local-fs.target.wants/tmp-.X11\\x2dunix.mount",
+                "write /run/systemd/system/distrod-wslg-x11.service",
+                "symlink /run/systemd/system/local-fs.target.wants/distrod-wslg-x11.service",
                 "write /run/tmpfiles.d/x11.conf",
                 "write /run/systemd/system.conf.d/50-distrod.conf",
                 "write /run/systemd/user.conf.d/50-distrod.conf",
@@ -817,6 +858,61 @@ mod tests {
         });
         assert!(!names(&hidden).contains(&"bind /mnt/c /srv/deb/mnt/c".to_string()));
         assert!(names(&hidden).contains(&"bind /init /srv/deb/init".to_string()));
+    }
+
+    /// WSLg's X11 bind: a oneshot service wanted by local-fs.target, ordered after
+    /// tmp.mount and before local-fs.target, never a mount unit (systemd holds mount units
+    /// back while its mountinfo monitor is rate-limited, which held trixie's boot back by a
+    /// second); skipped where /tmp/.X11-unix is a mount point already; the vendor
+    /// x11.conf (`D! /tmp/.X11-unix`) overridden by an empty one.
+    #[test]
+    fn wslg_x11_bind_is_a_service_after_tmp_mount() {
+        let steps = plan(&Inputs {
+            wslg: true,
+            ..Default::default()
+        });
+        assert!(X11_UNIT.ends_with(".service"), "{X11_UNIT}");
+        let unit = steps
+            .iter()
+            .find_map(|s| match s {
+                Step::WriteFile { path, contents }
+                    if path == Path::new(&format!("/run/systemd/system/{X11_UNIT}")) =>
+                {
+                    Some(contents.clone())
+                }
+                _ => None,
+            })
+            .expect("the X11 unit is written");
+        for line in [
+            "DefaultDependencies=no",
+            "ConditionPathIsDirectory=/mnt/wslg/.X11-unix",
+            "ConditionPathIsMountPoint=!/tmp/.X11-unix",
+            "After=local-fs-pre.target tmp.mount",
+            "Before=local-fs.target",
+            "Type=oneshot",
+            "RemainAfterExit=yes",
+            "ExecStart=/bin/mkdir -p /tmp/.X11-unix",
+            "ExecStart=/bin/mount --bind /mnt/wslg/.X11-unix /tmp/.X11-unix",
+            "ExecStart=/bin/mount -o remount,bind,ro /tmp/.X11-unix",
+        ] {
+            assert!(unit.lines().any(|l| l == line), "no `{line}` in\n{unit}");
+        }
+        assert!(!unit.contains("[Mount]"), "{unit}");
+        assert!(steps.contains(&Step::Symlink {
+            target: format!("../{X11_UNIT}").into(),
+            link: format!("/run/systemd/system/local-fs.target.wants/{X11_UNIT}").into(),
+        }));
+        assert!(steps.contains(&Step::WriteFile {
+            path: "/run/tmpfiles.d/x11.conf".into(),
+            contents: String::new(),
+        }));
+        // Without WSLg, none of it.
+        let plain = names(&plan(&Inputs::default()));
+        assert!(
+            !plain
+                .iter()
+                .any(|n| n.contains("x11") || n.contains(X11_UNIT))
+        );
     }
 
     #[test]

@@ -51,6 +51,10 @@ pub struct State {
     /// The idle watcher of this container (see `idle`): pid and start time; a stop ends it.
     #[serde(default)]
     pub watcher: Option<(i32, u64)>,
+    /// The names in the distro's /run before the launch, which the container shares (see
+    /// `stop::clean_run`); None: a /run of its own (`--rootfs`), or an older record.
+    #[serde(default)]
+    pub run_before: Option<Vec<String>>,
 }
 
 fn yes() -> bool {
@@ -174,6 +178,7 @@ mod tests {
             ready: false,
             previous: None,
             watcher: Some((7, 8)),
+            run_before: None,
         };
         let j = serde_json::to_string(&s).unwrap();
         assert_eq!(serde_json::from_str::<State>(&j).unwrap(), s);

@@ -53,7 +53,7 @@ fn stop_locked(
     // The pidfd first, then the identity check: from here on a reused pid cannot be hit.
     let pidfd = sys::pidfd_open(st.pid).ok();
     let Some(pidfd) = pidfd.filter(|_| st.is_alive()) else {
-        remove_leftovers(lock, &st.cgroup)?;
+        remove_leftovers(lock, &st)?;
         return Ok(Outcome::NotRunning);
     };
     let t0 = Instant::now();
@@ -84,7 +84,7 @@ fn stop_locked(
         super::history::end(st.launched_at, how);
     }
     end_watcher(&st);
-    remove_leftovers(lock, &st.cgroup)?;
+    remove_leftovers(lock, &st)?;
     Ok(Outcome::Stopped {
         pid: st.pid,
         elapsed: t0.elapsed(),
@@ -136,7 +136,8 @@ fn wait_exit(pidfd: &OwnedFd, timeout: Duration) -> bool {
 /// After PID 1 is gone: the pidfd turns readable when it is a zombie, before its parent
 /// (the distro's init) reaps it and the kernel empties the cgroup, so wait for
 /// `populated 0`, then rmdir the tree systemd made, children first.
-pub fn remove_leftovers(lock: &Lock, cg: &Path) -> Result<()> {
+pub fn remove_leftovers(lock: &Lock, st: &State) -> Result<()> {
+    let cg = st.cgroup.as_path();
     if cg.exists() {
         if !cgroup::wait_unpopulated(cg, Duration::from_secs(10)) {
             return Err(Error::Other(format!(
@@ -147,6 +148,83 @@ pub fn remove_leftovers(lock: &Lock, cg: &Path) -> Result<()> {
         let n = cgroup::remove_tree(cg)?;
         tracing::debug!(n, "removed cgroups");
     }
+    if let Some(before) = &st.run_before {
+        clean_run(Path::new("/run"), before);
+    }
     state::clear(lock);
     Ok(())
+}
+
+/// What the container's systemd (and distrod, for it) leaves in the distro's /run, which
+/// the container shares (see `mounts`): removed after it, where the name was not there
+/// before the launch, so that sessions and tools outside do not think a systemd runs and
+/// the next boot starts from a clean /run. Anything else (a link Docker Desktop made, a
+/// service's socket directory) stays.
+pub const RUN_STATE: &[&str] = &[
+    "systemd",
+    "nologin",
+    "dbus",
+    "user",
+    "log",
+    "utmp",
+    "host",
+    "credentials",
+    "udev",
+    "tmpfiles.d",
+    "initctl",
+];
+
+/// Removes the [`RUN_STATE`] entries of `run` not named in `before`, without following
+/// symlinks.
+pub fn clean_run(run: &Path, before: &[String]) {
+    for name in RUN_STATE {
+        if before.iter().any(|b| b == name) {
+            continue;
+        }
+        let path = run.join(name);
+        let res = match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.is_dir() => std::fs::remove_dir_all(&path),
+            Ok(_) => std::fs::remove_file(&path),
+            Err(_) => continue,
+        };
+        if let Err(e) = res {
+            tracing::debug!("remove {}: {e}", path.display());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_systemds_new_state_leaves_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path();
+        for d in [
+            "systemd/system",
+            "user/1000",
+            "WSL",
+            "lock",
+            "dbus",
+            "docker-proxy",
+        ] {
+            std::fs::create_dir_all(run.join(d)).unwrap();
+        }
+        std::fs::write(run.join("nologin"), "booting").unwrap();
+        std::os::unix::fs::symlink("/mnt/wsl/docker.sock", run.join("docker.sock")).unwrap();
+        // A symlink named like state is removed, not followed.
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("keep"), "").unwrap();
+        std::os::unix::fs::symlink(outside.path(), run.join("log")).unwrap();
+        // dbus was there before the launch: it stays.
+        clean_run(run, &["WSL".into(), "lock".into(), "dbus".into()]);
+        let mut left: Vec<String> = std::fs::read_dir(run)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["WSL", "dbus", "docker-proxy", "docker.sock", "lock"]);
+        assert!(outside.path().join("keep").exists());
+    }
 }

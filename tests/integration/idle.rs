@@ -136,7 +136,7 @@ fn open_sessions_and_keep_alive_keep_the_container() {
     let sb = &wsl.sandbox;
     let open = wsl.spawn_session(
         "distrod",
-        "while [ ! -e /tmp/end-open ]; do sleep 0.1; done",
+        "while [ ! -e /var/tmp/end-open ]; do sleep 0.1; done",
     );
     let out = wsl.session("distrod", "echo pid1=$(cat /proc/1/comm)");
     assert_eq!(field(&out, "pid1"), "systemd", "{out}");
@@ -149,9 +149,10 @@ fn open_sessions_and_keep_alive_keep_the_container() {
     );
 
     let keep = wsl.spawn_exec("root", &[INSTALLED, "launch", "--keep-alive"]);
+    // (A file in /var/tmp: /tmp may be a tmpfs of the container, trixie on.)
     // The open session ends as a closed terminal ends it (its relay exits; the container,
     // started from it, is its descendant until then, so it is not killed as a tree).
-    sb.write_file("/tmp/end-open", "");
+    sb.write_file("/var/tmp/end-open", "");
     let out = open.wait();
     assert_eq!(out.code(), Some(0), "{out}");
     thread::sleep(WINDOW + Duration::from_secs(1));

@@ -9,6 +9,7 @@ mod images;
 mod install;
 mod portproxy;
 mod real_rootfs;
+mod run;
 mod runtime;
 mod status;
 mod support;

@@ -1,6 +1,6 @@
-//! `fakewsl echo ADDR` and `fakewsl send ADDR BYTES`: a TCP echo server and a client that
-//! checks the echo, for the port proxy's tests inside the sandbox (where the host's tools
-//! may not exist).
+//! `fakewsl echo ADDR` and `fakewsl send ADDR BYTES`: an echo server and a client that
+//! checks the echo, over TCP (`HOST:PORT`) or a Unix socket (`unix:PATH`), for the tests
+//! inside the sandbox (where the host's tools may not exist).
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -8,6 +8,27 @@ use std::thread;
 
 /// Serves echo on `addr` forever, one thread per connection; prints `ready ADDR` once bound.
 pub fn echo(addr: &str) -> i32 {
+    if let Some(path) = addr.strip_prefix("unix:") {
+        let _ = std::fs::remove_file(path);
+        let listener = match std::os::unix::net::UnixListener::bind(path) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("fakewsl echo: cannot listen on {addr}: {e}");
+                return 1;
+            }
+        };
+        println!("ready {addr}");
+        let _ = std::io::stdout().flush();
+        for stream in listener.incoming().flatten() {
+            thread::spawn(move || {
+                let mut s = stream;
+                let mut w = s.try_clone().expect("clone the stream");
+                let _ = std::io::copy(&mut s, &mut w);
+                let _ = w.shutdown(Shutdown::Write);
+            });
+        }
+        return 0;
+    }
     let listener = match TcpListener::bind(addr) {
         Ok(l) => l,
         Err(e) => {
@@ -57,18 +78,43 @@ pub fn send(addr: &str, bytes: &str) -> i32 {
             Some((*x >> 24) as u8)
         })
         .collect();
-    let mut s = match TcpStream::connect(addr) {
+    if let Some(path) = addr.strip_prefix("unix:") {
+        return match std::os::unix::net::UnixStream::connect(path) {
+            Ok(s) => {
+                let w = s.try_clone().expect("clone the stream");
+                check_echo(s, w, data, |w| w.shutdown(Shutdown::Write))
+            }
+            Err(e) => {
+                eprintln!("fakewsl send: cannot connect to {addr}: {e}");
+                1
+            }
+        };
+    }
+    let s = match TcpStream::connect(addr) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("fakewsl send: cannot connect to {addr}: {e}");
             return 1;
         }
     };
-    let mut writer = s.try_clone().expect("clone the stream");
+    let w = s.try_clone().expect("clone the stream");
+    check_echo(s, w, data, |w| w.shutdown(Shutdown::Write))
+}
+
+/// Sends `data` on `writer` (then `close` its sending side) while reading the echo from
+/// `s`; prints `ok N` when it is the same bytes.
+fn check_echo<S: Read, W: Write + Send + 'static>(
+    mut s: S,
+    writer: W,
+    data: Vec<u8>,
+    close: fn(&W) -> std::io::Result<()>,
+) -> i32 {
+    let n = data.len();
+    let mut writer = writer;
     let to_send = data.clone();
     let sender = thread::spawn(move || {
         let r = writer.write_all(&to_send);
-        let _ = writer.shutdown(Shutdown::Write);
+        let _ = close(&writer);
         r
     });
     let mut got = Vec::with_capacity(n);
