@@ -11,13 +11,30 @@
 //! - cgroup2 on /sys/fs/cgroup, rooted at the container's cgroup namespace. The distro's
 //!   mount there has to go first (MNT_DETACH also drops v1 submounts): the kernel refuses
 //!   to mount a superblock on the root of a mount of the same superblock (EBUSY).
-//! - A fresh tmpfs /run (systemd expects an empty one at boot) with the notify socket
-//!   carried over through an O_PATH fd opened beforehand. Its `/run/WSL` starts *empty*:
-//!   WSL's own `/run/WSL/<pid>_interop` entries are named by pids of the distro's pid
-//!   namespace, which inside mean other processes (WSL's parent-pid walk would find a
-//!   stranger's socket). Entering sessions add entries named by their container pids
-//!   ([`super::interop`]).
-//! - Runtime-only adjustments in that /run, leaving the distro's /etc alone (gone with the
+//! - One /run for the distro: the container keeps the distro's own /run, so what tools
+//!   started outside with `wsl -e` make there (Docker Desktop's `/var/run/docker.sock`)
+//!   sessions and services see, and what the container's services and systemd make there
+//!   (sockets, `/run/systemd`, the bus) `wsl -e` commands see; with WSL's own systemd it
+//!   is the same. Why the container once had a fresh tmpfs instead, and how each reason is
+//!   met now:
+//!   - systemd expects an empty /run at boot: what it (and distrod for it) leaves there is
+//!     removed after the container ([`super::stop::clean_run`]: the names of
+//!     [`super::stop::RUN_STATE`] that were not there before the launch), also after a
+//!     container that died; a link left by one is replaced at the next launch;
+//!   - WSL's `/run/WSL/<pid>_interop` entries are named by pids of the distro's pid
+//!     namespace, which inside mean other processes (WSL's parent-pid walk would find a
+//!     stranger's socket): the container gets a tmpfs of its own on `/run/WSL`, empty at
+//!     boot, where entering sessions add entries named by their container pids
+//!     ([`super::interop`]);
+//!   - the container's marker (`/run/host/container-manager`, which tells distrod it runs
+//!     inside) must not be seen outside: `/run/host` is a tmpfs of the container's too,
+//!     holding the notify socket, carried over through an O_PATH fd opened beforehand.
+//!
+//!   The mount namespace is a slave of the distro's, so those two tmpfs, and what systemd
+//!   mounts under /run (`/run/user/<uid>`, credentials), stay inside. A tree of another
+//!   distro (`--rootfs`) gets a fresh tmpfs /run as before: its systemd's state is not
+//!   this distro's.
+//! - Runtime-only adjustments in /run, leaving the distro's /etc alone (gone with the
 //!   container, so `distrod disable` leaves nothing behind): the units in [`MASKED`]
 //!   masked; `d /tmp` instead of Debian's `D /tmp`, which would empty the running distro's
 //!   /tmp; with WSLg, `/tmp/.X11-unix` bound read-only from `/mnt/wslg/.X11-unix` after
