@@ -12,6 +12,7 @@ mod real_rootfs;
 mod run;
 mod runtime;
 mod status;
+mod suites;
 mod support;
 mod vm;
 mod windows;
