@@ -355,6 +355,13 @@ mod linux {
             .collect::<Vec<_>>()
             .join(",");
         interrupt::install();
+        // Said before distrod.exe starts: on the journal's one stream, a line of its own
+        // (a port it cannot take) then always comes after, as the unit's last word.
+        ui.status(format_args!(
+            "forwarding {}:{{{ports}}} to {to} ({} portproxy serve)",
+            c.listen,
+            exe.display()
+        ));
         let mut child = Command::new(&exe)
             .args(["portproxy", "serve", "--to"])
             .arg(IpAddr::V4(to).to_string())
@@ -366,11 +373,6 @@ mod linux {
             .stdout(Stdio::piped())
             .spawn()
             .with_context(|| format!("cannot start {} (is Windows interop on?)", exe.display()))?;
-        ui.status(format_args!(
-            "forwarding {}:{{{ports}}} to {to} (distrod.exe pid {})",
-            c.listen,
-            child.id()
-        ));
         let stdin = child.stdin.take();
         // Its `listening on` lines (one per port, once all are bound) go to the journal,
         // and the last one makes the unit ready (Type=notify): `systemctl restart` returns
