@@ -20,8 +20,8 @@
 use std::collections::HashMap;
 
 use distrod::commands::status::{
-    Failed, Job, Report, TEXT_MAX, boot_secs, by_id, failed_units, is_invocation_id, jobs,
-    parse_jobs, parse_journal, parse_show, text,
+    Job, Report, TEXT_MAX, boot_secs, by_id, failed_units, is_invocation_id, jobs, parse_jobs,
+    parse_journal, parse_show, system_state, text,
 };
 use distrod::linux::readiness::{is_booting, parse_string_variant};
 
@@ -183,31 +183,12 @@ fn report(manager: &str, listed: &str, failed: &str, units: &str, journal: &str)
     let failed_units = check_failed_units(failed);
     let props = check_parse_show(units);
     let logs = check_parse_journal(journal);
-    let failed = failed_units
-        .iter()
-        .map(|u| {
-            let p = props.get(u);
-            Failed {
-                unit: u.clone(),
-                result: p
-                    .and_then(|p| p.get("Result"))
-                    .filter(|r| !r.is_empty())
-                    .cloned(),
-                last_log: p
-                    .and_then(|p| p.get("InvocationID"))
-                    .and_then(|id| logs.get(id))
-                    .cloned(),
-            }
-        })
-        .collect();
+    let failed = distrod::commands::status::failed(&failed_units, &props, &logs);
     let r = Report {
         running: true,
         pid: Some(4242),
         uptime_secs: Some(47.21),
-        state: manager
-            .get("SystemState")
-            .filter(|s| !s.is_empty())
-            .cloned(),
+        state: system_state(&manager),
         failed_units,
         rootfs: Some("/var/lib/distrod/rootfs".into()),
         boot_secs: boot_secs(&manager),

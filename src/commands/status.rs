@@ -192,33 +192,12 @@ fn ask(pid: i32, ui: &Ui, rootfs: String) -> Report {
     } else {
         last_logs(pid, &invocations, ui)
     };
-    let failed = failed_units
-        .iter()
-        .map(|u| {
-            let p = props.get(u);
-            Failed {
-                unit: u.clone(),
-                result: p
-                    .and_then(|p| p.get("Result"))
-                    .filter(|r| !r.is_empty())
-                    .cloned(),
-                last_log: p
-                    .and_then(|p| p.get("InvocationID"))
-                    .and_then(|id| logs.get(id))
-                    .cloned(),
-            }
-        })
-        .collect();
-
-    let state = manager
-        .get("SystemState")
-        .filter(|s| !s.is_empty())
-        .cloned();
+    let failed = failed(&failed_units, &props, &logs);
     Report {
         running: true,
         pid: Some(pid),
         uptime_secs: sys::uptime_of(pid).map(round2),
-        state,
+        state: system_state(&manager),
         failed_units,
         rootfs: Some(rootfs),
         boot_secs: boot_secs(&manager),
@@ -339,6 +318,40 @@ pub fn by_id(blocks: Vec<HashMap<String, String>>) -> HashMap<String, HashMap<St
 /// A `*TimestampMonotonic` value; 0 (never) and garbage are None.
 fn usec(props: &HashMap<String, String>, key: &str) -> Option<u64> {
     props.get(key)?.trim().parse().ok().filter(|&t: &u64| t > 0)
+}
+
+/// The manager's `SystemState` (what `systemctl is-system-running` prints), if it said.
+pub fn system_state(manager: &HashMap<String, String>) -> Option<String> {
+    manager
+        .get("SystemState")
+        .filter(|s| !s.is_empty())
+        .cloned()
+}
+
+/// Each failed unit with its `Result` and the last line its run logged (from `logs`, by
+/// the unit's InvocationID), from the units' properties (`props`, by unit name).
+pub fn failed(
+    failed_units: &[String],
+    props: &HashMap<String, HashMap<String, String>>,
+    logs: &HashMap<String, String>,
+) -> Vec<Failed> {
+    failed_units
+        .iter()
+        .map(|u| {
+            let p = props.get(u);
+            Failed {
+                unit: u.clone(),
+                result: p
+                    .and_then(|p| p.get("Result"))
+                    .filter(|r| !r.is_empty())
+                    .cloned(),
+                last_log: p
+                    .and_then(|p| p.get("InvocationID"))
+                    .and_then(|id| logs.get(id))
+                    .cloned(),
+            }
+        })
+        .collect()
 }
 
 /// Seconds from systemd's start to the end of its boot, once it ended.
