@@ -67,26 +67,16 @@ fn marker_of(letter: char) -> String {
     format!("$(cat /mnt/{letter}/marker 2>/dev/null || echo none)")
 }
 
-/// `key=value` (a whitespace-separated word) in a run's stdout.
-fn field(out: &Output, key: &str) -> String {
-    let prefix = format!("{key}=");
-    out.stdout
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix(prefix.as_str()))
-        .unwrap_or_else(|| panic!("no {key}= in the output\n{out}"))
-        .to_owned()
-}
-
 /// What a session's [`look`] printed: the marker, after checking the session ran inside
 /// the container.
 fn marker_inside(out: &Output) -> String {
     out.success();
     assert_eq!(
-        field(out, "inside"),
+        out.field("inside"),
         "yes",
         "not inside the container\n{out}"
     );
-    field(out, "marker")
+    out.field("marker")
 }
 
 /// The marker of drive `letter` that a new session of `USER` from an elevated or plain
@@ -105,7 +95,7 @@ fn services_see(wsl: &FakeWsl, letter: char) -> Option<String> {
         .map(|m| m.trim().to_owned());
     let script = format!("echo marker={}", marker_of(letter));
     let out = service(sb, &["sh", "-c", &script]);
-    let service = Some(field(&out, "marker")).filter(|m| m != "none");
+    let service = Some(out.field("marker")).filter(|m| m != "none");
     assert_eq!(
         systemd, service,
         "systemd and a service see different drives at /mnt/{letter}\n{out}"
@@ -194,7 +184,7 @@ impl<'a> Held<'a> {
     fn end(self, sb: &Sandbox) -> (String, String) {
         sb.write_file(&format!("/tmp/{}-end", self.tag), "");
         let out = self.session.wait();
-        (field(&out, "before"), marker_inside(&out))
+        (out.field("before"), marker_inside(&out))
     }
 }
 
@@ -528,7 +518,7 @@ fn services_never_get_an_elevated_sessions_interop() {
             .find(|e| e.args == tag)
             .map(|e| e.relay);
         assert_eq!(
-            field(&out, "client") == "0",
+            out.field("client") == "0",
             relay.is_some(),
             "the client's status and the log disagree\n{out}"
         );

@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::support::Output;
 use crate::support::fakewsl::{DistrodAt, FakeWsl};
 use crate::support::sandbox::{STAGED_DISTROD, Sandbox, prerequisites};
 
@@ -55,16 +54,6 @@ fn start(test: &str, stop_secs: u32) -> Option<FakeWsl> {
     Some(wsl)
 }
 
-/// `key=value` from a session's output.
-fn field(out: &Output, key: &str) -> String {
-    let prefix = format!("{key}=");
-    out.stdout
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("no {key}= in the output\n{out}"))
-        .to_string()
-}
-
 /// Waits up to `timeout` for the container to be gone; how long that took.
 fn gone_within(sb: &Sandbox, timeout: Duration) -> Option<Duration> {
     let t0 = Instant::now();
@@ -90,7 +79,7 @@ fn the_last_session_ending_powers_the_container_off_cleanly() {
     };
     let sb = &wsl.sandbox;
     let out = wsl.session("distrod", "echo pid1=$(cat /proc/1/comm)");
-    assert_eq!(field(&out, "pid1"), "systemd", "{out}");
+    assert_eq!(out.field("pid1"), "systemd", "{out}");
     let pid = sb.container_systemd().expect("a container");
     assert!(sb.read_file(RECORD).is_none());
     let took = gone_within(sb, WINDOW + Duration::from_secs(5)).unwrap_or_else(|| {
@@ -114,7 +103,7 @@ fn the_last_session_ending_powers_the_container_off_cleanly() {
     assert!(previous.contains("idle poweroff"), "{status}");
 
     let out = wsl.session("distrod", "echo pid1=$(cat /proc/1/comm)");
-    assert_eq!(field(&out, "pid1"), "systemd", "{out}");
+    assert_eq!(out.field("pid1"), "systemd", "{out}");
     assert_ne!(sb.container_systemd(), Some(pid));
     let status = sb.run(&[INSTALLED, "status"]);
     assert!(
@@ -139,7 +128,7 @@ fn open_sessions_and_keep_alive_keep_the_container() {
         "while [ ! -e /var/tmp/end-open ]; do sleep 0.1; done",
     );
     let out = wsl.session("distrod", "echo pid1=$(cat /proc/1/comm)");
-    assert_eq!(field(&out, "pid1"), "systemd", "{out}");
+    assert_eq!(out.field("pid1"), "systemd", "{out}");
     let pid = sb.container_systemd().expect("a container");
     thread::sleep(WINDOW + Duration::from_secs(1));
     assert_eq!(
@@ -183,11 +172,11 @@ fn sessions_arriving_before_and_during_the_poweroff() {
     };
     let sb = &wsl.sandbox;
     let out = wsl.session("distrod", "echo pid1=$(cat /proc/1/comm)");
-    assert_eq!(field(&out, "pid1"), "systemd", "{out}");
+    assert_eq!(out.field("pid1"), "systemd", "{out}");
     let pid = sb.container_systemd().expect("a container");
     // At once (the poweroff begins a second after the last session at the soonest).
     let again = wsl.session("distrod", "echo pid1=$(cat /proc/1/comm); sleep 3");
-    assert_eq!(field(&again, "pid1"), "systemd", "{again}");
+    assert_eq!(again.field("pid1"), "systemd", "{again}");
     assert_eq!(
         sb.container_systemd(),
         Some(pid),
@@ -204,7 +193,7 @@ fn sessions_arriving_before_and_during_the_poweroff() {
     let t0 = Instant::now();
     let during = wsl.session("distrod", "echo pid1=$(cat /proc/1/comm)");
     let waited = t0.elapsed();
-    assert_eq!(field(&during, "pid1"), "systemd", "{during}");
+    assert_eq!(during.field("pid1"), "systemd", "{during}");
     assert!(
         sb.read_file(RECORD).is_some(),
         "it entered before the stop was over"

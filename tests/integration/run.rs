@@ -22,16 +22,6 @@ fn start(test: &str) -> Option<FakeWsl> {
     Some(wsl)
 }
 
-/// `key=value` from a command's output.
-fn field(out: &Output, key: &str) -> String {
-    let prefix = format!("{key}=");
-    out.stdout
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("no {key}= in the output\n{out}"))
-        .to_string()
-}
-
 /// `wsl -e sh -c SCRIPT` as root.
 fn outside(wsl: &FakeWsl, script: &str) -> Output {
     wsl.exec("root", &["/bin/sh", "-c", script])
@@ -96,8 +86,8 @@ fn one_run_inside_and_outside() {
         ),
     );
     session.success();
-    assert_eq!(field(&session, "pid1"), "systemd", "{session}");
-    assert_eq!(field(&session, "dir"), "yes", "{session}");
+    assert_eq!(session.field("pid1"), "systemd", "{session}");
+    assert_eq!(session.field("dir"), "yes", "{session}");
     assert!(session.stdout.contains("ok 100000"), "{session}");
 
     // Outside, the container's services and manager are there too.
@@ -112,17 +102,17 @@ fn one_run_inside_and_outside() {
         ),
     );
     out.success();
-    assert_eq!(field(&out, "dir"), "yes", "{out}");
+    assert_eq!(out.field("dir"), "yes", "{out}");
     // systemctl over the system bus, as a user does it (root's goes to systemd's private
     // socket, which systemd refuses to peers outside its pid namespace: README), and
     // loginctl, reach the container's manager and logind.
     for key in ["bus", "user"] {
         assert!(
-            ["running", "degraded"].contains(&field(&out, key).as_str()),
+            ["running", "degraded"].contains(&out.field(key).as_str()),
             "systemctl outside does not reach the container's manager\n{out}"
         );
     }
-    assert_eq!(field(&out, "loginctl"), "0", "{out}");
+    assert_eq!(out.field("loginctl"), "0", "{out}");
     assert!(out.stdout.contains("ok 100000"), "{out}");
 
     // After the stop: none of systemd's state in /run, so outside nothing thinks it runs;
@@ -170,7 +160,7 @@ fn what_sessions_and_wsl_e_see_of_each_others_tmp() {
          echo tmpfs=$(findmnt -n -o FSTYPE /tmp | grep -c tmpfs)",
     );
     session.success();
-    let own_tmpfs = field(&session, "tmpfs") != "0";
+    let own_tmpfs = session.field("tmpfs") != "0";
     let out = wsl.exec("distrod", &["/bin/cat", "/tmp/from-session"]);
     assert_eq!(out.code() == Some(0), !own_tmpfs, "{out}");
     wsl.exec(
@@ -183,6 +173,6 @@ fn what_sessions_and_wsl_e_see_of_each_others_tmp() {
         "echo seen=$(cat /tmp/from-outside 2>/dev/null || echo none)",
     );
     let expected = if own_tmpfs { "none" } else { "from-outside" };
-    assert_eq!(field(&session, "seen"), expected, "{session}");
+    assert_eq!(session.field("seen"), expected, "{session}");
     wsl.sandbox.run(&[INSTALLED, "stop"]).success();
 }

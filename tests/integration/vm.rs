@@ -6,7 +6,6 @@
 
 use std::path::PathBuf;
 
-use crate::support::Output;
 use crate::support::fakewsl::{DistrodAt, EchoServer, FAKEWSL, FakeWsl};
 use crate::support::sandbox::{STAGED_DISTROD, Sandbox, host_cgroup_of, prerequisites};
 
@@ -52,16 +51,6 @@ fn vm(test: &str, names: &[&'static str], own_cgroups: bool) -> Option<Distros> 
     Some(all)
 }
 
-/// `key=value` from a session's output.
-fn field(out: &Output, key: &str) -> String {
-    let prefix = format!("{key}=");
-    out.stdout
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("no {key}= in the output\n{out}"))
-        .to_string()
-}
-
 const WHERE: &str = "echo pid1=$(cat /proc/1/comm) distro=$(cat /etc/which-distro) \
                      shared=$(cat /mnt/wsl/shared/f 2>/dev/null || echo none)";
 
@@ -87,8 +76,8 @@ fn three_distros_each_in_their_own_systemd() {
     for (wsl, name) in all.iter().zip(names) {
         let out = wsl.session("distrod", WHERE);
         out.success();
-        assert_eq!(field(&out, "pid1"), "systemd", "{out}");
-        assert_eq!(field(&out, "distro"), name, "{out}");
+        assert_eq!(out.field("pid1"), "systemd", "{out}");
+        assert_eq!(out.field("distro"), name, "{out}");
     }
     // All three at once, each below its own distro's cgroup, named by its own id.
     let mut ids = Vec::new();
@@ -128,7 +117,7 @@ fn three_distros_each_in_their_own_systemd() {
     for wsl in all.iter() {
         let out = wsl.session("distrod", WHERE);
         out.success();
-        assert_eq!(field(&out, "shared"), "from-1", "{out}");
+        assert_eq!(out.field("shared"), "from-1", "{out}");
     }
 
     // The third distro's container stops: the others run on, untouched and reachable, and
@@ -140,8 +129,8 @@ fn three_distros_each_in_their_own_systemd() {
         assert_eq!(pid, before[i], "{} restarted", names[i]);
         let out = wsl.session("distrod", WHERE);
         out.success();
-        assert_eq!(field(&out, "distro"), names[i], "{out}");
-        assert_eq!(field(&out, "shared"), "from-1", "{out}");
+        assert_eq!(out.field("distro"), names[i], "{out}");
+        assert_eq!(out.field("shared"), "from-1", "{out}");
     }
     for wsl in all.iter() {
         let out = wsl.sandbox.run(&["cat", "/mnt/wsl/shared/f"]);
@@ -196,14 +185,14 @@ fn a_copy_of_a_distro_takes_a_new_id() {
     let id = original.read_file(ID_FILE).expect("an id");
     copy.write_file(ID_FILE, &id);
     let out = all[0].session("distrod", WHERE);
-    assert_eq!(field(&out, "distro"), "original", "{out}");
+    assert_eq!(out.field("distro"), "original", "{out}");
     let before = container_in_distro(original);
     assert_eq!(before.1, format!("/distrod-{}/init.scope", id.trim()));
 
     let out = all[1].session("distrod", WHERE);
     out.success();
-    assert_eq!(field(&out, "pid1"), "systemd", "{out}");
-    assert_eq!(field(&out, "distro"), "copy", "{out}");
+    assert_eq!(out.field("pid1"), "systemd", "{out}");
+    assert_eq!(out.field("distro"), "copy", "{out}");
     let new_id = copy.read_file(ID_FILE).expect("an id");
     assert_ne!(new_id.trim(), id.trim(), "the copy kept the original's id");
     assert_eq!(
@@ -304,7 +293,7 @@ fn a_stale_cgroup_of_its_own_is_cleaned_and_no_other() {
     let (crashed, neighbour) = (&all[0].sandbox, &all[1].sandbox);
     for wsl in all.iter() {
         let out = wsl.session("distrod", WHERE);
-        assert_eq!(field(&out, "pid1"), "systemd", "{out}");
+        assert_eq!(out.field("pid1"), "systemd", "{out}");
     }
     let theirs = container_in_distro(neighbour);
     let (pid, cg) = container_in_distro(crashed);
@@ -337,8 +326,8 @@ fn a_stale_cgroup_of_its_own_is_cleaned_and_no_other() {
 
     let out = all[0].session("distrod", WHERE);
     out.success();
-    assert_eq!(field(&out, "pid1"), "systemd", "{out}");
-    assert_eq!(field(&out, "distro"), "crashed", "{out}");
+    assert_eq!(out.field("pid1"), "systemd", "{out}");
+    assert_eq!(out.field("distro"), "crashed", "{out}");
     let (new_pid, new_cg) = container_in_distro(crashed);
     assert_ne!(new_pid, pid);
     assert_eq!(new_cg, cg, "the same distro, the same cgroup");

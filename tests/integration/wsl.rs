@@ -45,16 +45,6 @@ fn wait_for(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
     }
 }
 
-/// `key=value` from a line of a session's output.
-fn field(out: &Output, key: &str) -> String {
-    let prefix = format!("{key}=");
-    out.stdout
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix(&prefix))
-        .unwrap_or_else(|| panic!("no {key}= in the output\n{out}"))
-        .to_string()
-}
-
 /// The sandbox's own mount points (the distro's namespace, outside the container), with
 /// their file system types.
 fn outer_mounts(sb: &Sandbox) -> Vec<String> {
@@ -116,24 +106,24 @@ fn sessions_enter_systemd_with_interop_everywhere() {
          systemctl --user is-system-running --wait >/dev/null; echo user-manager=$?",
     );
     out.success();
-    assert_eq!(field(&out, "pid1"), "systemd", "{out}");
-    assert_eq!(field(&out, "user"), "distrod");
+    assert_eq!(out.field("pid1"), "systemd", "{out}");
+    assert_eq!(out.field("user"), "distrod");
     assert_eq!(
-        field(&out, "shell"),
+        out.field("shell"),
         "-bash",
         "a login shell, as WSL starts it"
     );
-    let interop = field(&out, "interop");
+    let interop = out.field("interop");
     assert!(
         interop.starts_with("/run/WSL/") && interop.ends_with("_interop"),
         "{out}"
     );
-    assert_eq!(field(&out, "rt"), "/run/user/1000");
-    assert_eq!(field(&out, "distro"), "FakeWSL");
-    assert_eq!(field(&out, "wt"), "set");
-    assert_eq!(field(&out, "win"), "2", "the Windows part of PATH\n{out}");
+    assert_eq!(out.field("rt"), "/run/user/1000");
+    assert_eq!(out.field("distro"), "FakeWSL");
+    assert_eq!(out.field("wt"), "set");
+    assert_eq!(out.field("win"), "2", "the Windows part of PATH\n{out}");
     assert_eq!(
-        field(&out, "user-manager"),
+        out.field("user-manager"),
         "0",
         "systemctl --user works\n{out}"
     );
@@ -155,11 +145,7 @@ fn sessions_enter_systemd_with_interop_everywhere() {
     );
     out.success();
     assert_eq!(last_entry(&wsl, "from-sudo").uid, 0);
-    assert_eq!(
-        field(&out, "pid1"),
-        "systemd",
-        "sudo -i stays inside\n{out}"
-    );
+    assert_eq!(out.field("pid1"), "systemd", "sudo -i stays inside\n{out}");
 
     // Two sessions side by side; the outer mount table does not change.
     let s1 = wsl.spawn_session(
@@ -210,7 +196,7 @@ fn sessions_enter_systemd_with_interop_everywhere() {
     );
     out.success();
     assert!(
-        out.stderr.contains("Permission denied") && field(&out, "cat") != "0",
+        out.stderr.contains("Permission denied") && out.field("cat") != "0",
         "another user's session socket must be out of reach\n{out}"
     );
     let mine = last_entry(&wsl, "mine");
@@ -259,7 +245,7 @@ fn sessions_enter_systemd_with_interop_everywhere() {
     assert_eq!(sb.run(&[INSTALLED, "status"]).code(), Some(3));
     let out = wsl.session("distrod", "echo pid1=$(cat /proc/1/comm)");
     out.success();
-    assert_ne!(field(&out, "pid1"), "systemd", "{out}");
+    assert_ne!(out.field("pid1"), "systemd", "{out}");
 }
 
 #[test]
@@ -295,8 +281,8 @@ fn enable_refuses_wsl_systemd_and_follows_chsh() {
     });
     let out = wsl.session("distrod", "echo shell=$0 pid1=$(cat /proc/1/comm)");
     out.success();
-    assert_eq!(field(&out, "shell"), "-sh");
-    assert_eq!(field(&out, "pid1"), "systemd");
+    assert_eq!(out.field("shell"), "-sh");
+    assert_eq!(out.field("pid1"), "systemd");
 
     // Stopped: `enable` again re-hooks by hand.
     sb.run(&[INSTALLED, "stop"]).success();
@@ -349,19 +335,19 @@ fn runtime_adjustments_dns_wslg_masks_and_fallback() {
         out.stdout.starts_with("running"),
         "no failed units with distrod's masks\n{out}"
     );
-    assert_eq!(field(&out, "ns"), "1", "{out}");
+    assert_eq!(out.field("ns"), "1", "{out}");
     assert_eq!(
-        field(&out, "x11"),
+        out.field("x11"),
         "X0",
         "WSLg's X11 sockets at /tmp/.X11-unix\n{out}"
     );
-    assert_eq!(field(&out, "wayland"), "/mnt/wslg/runtime-dir/wayland-0");
-    assert_eq!(field(&out, "pulse"), "/mnt/wslg/PulseServer");
-    assert_eq!(field(&out, "networkd"), "masked");
-    assert_eq!(field(&out, "getty"), "masked");
-    assert_eq!(field(&out, "svc_interop"), "1");
-    assert_eq!(field(&out, "svc_distro"), "FakeWSL");
-    assert_eq!(field(&out, "manager"), "distrod");
+    assert_eq!(out.field("wayland"), "/mnt/wslg/runtime-dir/wayland-0");
+    assert_eq!(out.field("pulse"), "/mnt/wslg/PulseServer");
+    assert_eq!(out.field("networkd"), "masked");
+    assert_eq!(out.field("getty"), "masked");
+    assert_eq!(out.field("svc_interop"), "1");
+    assert_eq!(out.field("svc_distro"), "FakeWSL");
+    assert_eq!(out.field("manager"), "distrod");
     // Only the container sees the resolvers; the distro's files are untouched.
     assert_eq!(sb.read_file("/etc/resolv.conf"), resolv0);
     assert!(
@@ -379,7 +365,7 @@ fn runtime_adjustments_dns_wslg_masks_and_fallback() {
     .success();
     let out = wsl.session("distrod", "echo pid1=$(cat /proc/1/comm)");
     out.success();
-    assert_ne!(field(&out, "pid1"), "systemd");
+    assert_ne!(out.field("pid1"), "systemd");
     let warnings: Vec<&str> = out
         .stderr
         .lines()
@@ -422,16 +408,12 @@ fn a_slow_job_does_not_hold_up_the_first_session() {
     );
     let took = t0.elapsed();
     first.success();
-    assert_eq!(field(&first, "pid1"), "systemd", "{first}");
-    assert_eq!(field(&first, "system"), "starting", "{first}");
-    assert_eq!(field(&first, "job"), "activating", "{first}");
-    assert_ne!(
-        field(&first, "session"),
-        "none",
-        "no logind session\n{first}"
-    );
+    assert_eq!(first.field("pid1"), "systemd", "{first}");
+    assert_eq!(first.field("system"), "starting", "{first}");
+    assert_eq!(first.field("job"), "activating", "{first}");
+    assert_ne!(first.field("session"), "none", "no logind session\n{first}");
     assert!(
-        ["running", "starting", "degraded"].contains(&field(&first, "user").as_str()),
+        ["running", "starting", "degraded"].contains(&first.field("user").as_str()),
         "the user's manager does not answer\n{first}"
     );
     assert!(distrod_lines(&first).is_empty(), "{first}");
@@ -458,7 +440,7 @@ fn a_boot_stuck_before_logind_is_entered_after_the_limit() {
     let first = wsl.session("distrod", "echo pid1=$(cat /proc/1/comm)");
     let first_took = t0.elapsed();
     first.success();
-    assert_eq!(field(&first, "pid1"), "systemd", "{first}");
+    assert_eq!(first.field("pid1"), "systemd", "{first}");
     let lines = distrod_lines(&first);
     assert_eq!(lines.len(), 1, "{first}");
     assert!(
@@ -472,7 +454,7 @@ fn a_boot_stuck_before_logind_is_entered_after_the_limit() {
     let t0 = Instant::now();
     let second = wsl.session("distrod", "echo pid1=$(cat /proc/1/comm)");
     second.success();
-    assert_eq!(field(&second, "pid1"), "systemd", "{second}");
+    assert_eq!(second.field("pid1"), "systemd", "{second}");
     assert!(
         !second.stderr.contains("still starting"),
         "the second session waited again\n{second}"
@@ -599,14 +581,14 @@ fn firstboot_creates_the_login_user_and_enables() {
          echo 'wrong' | sudo -S -p '' -k true 2>/dev/null; echo wrong=$?",
     );
     out.success();
-    assert_eq!(field(&out, "pid1"), "systemd", "{out}");
-    assert_eq!(field(&out, "home"), "/home/alice");
+    assert_eq!(out.field("pid1"), "systemd", "{out}");
+    assert_eq!(out.field("home"), "/home/alice");
     assert!(
         out.stdout.lines().any(|l| l == "0"),
         "sudo with her password\n{out}"
     );
     assert_ne!(
-        field(&out, "wrong"),
+        out.field("wrong"),
         "0",
         "a wrong password is refused\n{out}"
     );
@@ -802,9 +784,9 @@ fn a_packed_wsl_file_boots_into_systemd_after_its_first_start_command() {
          echo 'open sesame' | sudo -S -p '' -k id -u",
     );
     out.success();
-    assert_eq!(field(&out, "pid1"), "systemd", "{out}");
-    assert_eq!(field(&out, "user"), "alice");
-    assert_eq!(field(&out, "uid"), "1001");
+    assert_eq!(out.field("pid1"), "systemd", "{out}");
+    assert_eq!(out.field("user"), "alice");
+    assert_eq!(out.field("uid"), "1001");
     assert!(out.stdout.lines().any(|l| l == "0"), "sudo\n{out}");
 
     // Should WSL run it again (it does until the command succeeds): the same user is

@@ -246,6 +246,17 @@ pub struct Output {
 }
 
 impl Output {
+    /// The value of the first `key=value` word of stdout (what a session's `echo key=...`
+    /// printed); a missing key fails the test with the output.
+    pub fn field(&self, key: &str) -> String {
+        let prefix = format!("{key}=");
+        self.stdout
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(prefix.as_str()))
+            .unwrap_or_else(|| panic!("no {key}= in the output\n{self}"))
+            .to_owned()
+    }
+
     pub fn code(&self) -> Option<i32> {
         self.status.and_then(|s| s.code())
     }
