@@ -955,31 +955,8 @@ impl Drop for Sandbox {
         }
         // Every process is gone once the cgroup says so; then rmdir depth-first. (A
         // distro in the VM's root cgroup leaves that to the VM's cleanup below.)
-        let own_tree = self.owns_cgroup && self.vm_root.as_ref() != Some(&self.cgroup);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while own_tree
-            && fs::read_to_string(self.cgroup.join("cgroup.events"))
-                .map(|e| e.lines().any(|l| l == "populated 1"))
-                .unwrap_or(false)
-        {
-            if Instant::now() >= deadline {
-                eprintln!("sandbox {}: its cgroup is still populated", self.name);
-                break;
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
-        let mut dirs = if own_tree {
-            cgroup_tree(&self.cgroup)
-        } else {
-            vec![]
-        };
-        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
-        for dir in dirs {
-            if let Err(e) = fs::remove_dir(&dir)
-                && e.kind() != ErrorKind::NotFound
-            {
-                eprintln!("sandbox {}: rmdir {}: {e}", self.name, dir.display());
-            }
+        if self.owns_cgroup && self.vm_root.as_ref() != Some(&self.cgroup) {
+            remove_cgroup(&self.name, &self.cgroup, "its cgroup");
         }
         // The first distro of a VM: the keeper of its mount namespace, then its cgroup (the
         // other distros' are gone by now: they borrow this sandbox).
@@ -990,32 +967,38 @@ impl Drop for Sandbox {
             }
         }
         if let Some(root) = self.vm_root.take() {
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while fs::read_to_string(root.join("cgroup.events"))
-                .map(|e| e.lines().any(|l| l == "populated 1"))
-                .unwrap_or(false)
-            {
-                if Instant::now() >= deadline {
-                    eprintln!("sandbox {}: the VM's cgroup is still populated", self.name);
-                    break;
-                }
-                thread::sleep(Duration::from_millis(20));
-            }
-            let mut dirs = cgroup_tree(&root);
-            dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
-            for dir in dirs {
-                if let Err(e) = fs::remove_dir(&dir)
-                    && e.kind() != ErrorKind::NotFound
-                {
-                    eprintln!("sandbox {}: rmdir {}: {e}", self.name, dir.display());
-                }
-            }
+            remove_cgroup(&self.name, &root, "the VM's cgroup");
         }
         // The overlay's directories (merged/ was a mount point only in the dead namespace).
         if let Some(dir) = self.dir.take()
             && let Err(e) = dir.close()
         {
             eprintln!("sandbox {}: remove its directory: {e}", self.name);
+        }
+    }
+}
+
+/// Waits (at most 20 s) until nothing lives in the cgroup `dir` (`what` in messages, for
+/// sandbox `name`), then removes it and every cgroup below it, children first.
+fn remove_cgroup(name: &str, dir: &Path, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while fs::read_to_string(dir.join("cgroup.events"))
+        .map(|e| e.lines().any(|l| l == "populated 1"))
+        .unwrap_or(false)
+    {
+        if Instant::now() >= deadline {
+            eprintln!("sandbox {name}: {what} is still populated");
+            break;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let mut dirs = cgroup_tree(dir);
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+    for d in dirs {
+        if let Err(e) = fs::remove_dir(&d)
+            && e.kind() != ErrorKind::NotFound
+        {
+            eprintln!("sandbox {name}: rmdir {}: {e}", d.display());
         }
     }
 }
