@@ -92,20 +92,34 @@ pub fn human_bytes(n: u64) -> String {
 pub struct WaitLine {
     tx: Option<std::sync::mpsc::Sender<String>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Made by [`WaitLine::later`] and not yet given a text: no thread yet.
+    pending: bool,
 }
 
 impl WaitLine {
     pub const DELAY: Duration = Duration::from_secs(1);
 
     pub fn start(text: impl Display) -> WaitLine {
+        let mut line = WaitLine::later();
+        line.set(text);
+        line
+    }
+
+    /// A line whose thread (and clock) starts only with the first [`WaitLine::set`]: for a
+    /// wait whose first words come after a fork, since no thread may run at a fork.
+    pub fn later() -> WaitLine {
+        WaitLine {
+            tx: None,
+            thread: None,
+            pending: true,
+        }
+    }
+
+    fn spawn(&mut self, first: String) {
         if !std::io::stderr().is_terminal() {
-            return WaitLine {
-                tx: None,
-                thread: None,
-            };
+            return;
         }
         let (tx, rx) = std::sync::mpsc::channel::<String>();
-        let first = text.to_string();
         let thread = std::thread::spawn(move || {
             use std::io::Write;
             use std::sync::mpsc::RecvTimeoutError;
@@ -143,15 +157,16 @@ impl WaitLine {
                 let _ = e.flush();
             }
         });
-        WaitLine {
-            tx: Some(tx),
-            thread: Some(thread),
-        }
+        self.tx = Some(tx);
+        self.thread = Some(thread);
     }
 
     /// What the wait is for now.
-    pub fn set(&self, text: impl Display) {
-        if let Some(tx) = &self.tx {
+    pub fn set(&mut self, text: impl Display) {
+        if self.pending {
+            self.pending = false;
+            self.spawn(text.to_string());
+        } else if let Some(tx) = &self.tx {
             let _ = tx.send(text.to_string());
         }
     }

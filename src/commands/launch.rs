@@ -83,14 +83,9 @@ pub fn ensure_running(config: &crate::config::Config, ui: &Ui) -> anyhow::Result
 /// [`launch::launch_with`], saying on a terminal what it waits for once that takes a
 /// while (the line is made on the first phase, after the launch's forks).
 fn launch_showing(opts: &Options) -> crate::linux::Result<Outcome> {
-    let mut line: Option<WaitLine> = None;
-    let outcome = launch::launch_with(opts, &mut |p: Phase| match &line {
-        Some(l) => l.set(p),
-        None => line = Some(WaitLine::start(p)),
-    });
-    if let Some(l) = line {
-        l.finish();
-    }
+    let mut line = WaitLine::later();
+    let outcome = launch::launch_with(opts, &mut |p: Phase| line.set(p));
+    line.finish();
     outcome
 }
 

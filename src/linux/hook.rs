@@ -117,19 +117,14 @@ pub fn run(shell: String) -> ExitCode {
         tuning: Tuning::from_config(&config),
         idle: launch::idle_options(&config),
     };
-    // Made on the launcher's first word, after its fork: no thread may run at a fork.
-    let mut line: Option<WaitLine> = None;
+    // Its thread starts on the launcher's first word, after its fork: none may run at a fork.
+    let mut line = WaitLine::later();
     let mut last = Phase::Starting;
     let launched = launch::launch_detached(&opts, &mut |p: Phase| {
         last = p;
-        match &line {
-            Some(l) => l.set(p),
-            None => line = Some(WaitLine::start(p)),
-        }
+        line.set(p);
     });
-    if let Some(l) = line {
-        l.finish();
-    }
+    line.finish();
     let (pid, booting) = match launched {
         Ok(state) => {
             if !state.ready {
