@@ -20,28 +20,16 @@ const JUSTIFIED_FAILED_UNITS: &[(&str, &str)] = &[];
 /// The container's own root in the `--rootfs` scenario, inside the sandbox.
 const DIR_ROOTFS: &str = "/var/lib/distrod-test/root";
 
-fn distrod(sb: &Sandbox, args: &[&str]) -> Output {
-    let mut argv = vec!["distrod"];
-    argv.extend_from_slice(args);
-    sb.run(&argv)
-}
-
-fn exec(sb: &Sandbox, cmd: &[&str]) -> Output {
-    let mut argv = vec!["exec", "--"];
-    argv.extend_from_slice(cmd);
-    distrod(sb, &argv)
-}
-
 fn exec_user(sb: &Sandbox, user: &str, cmd: &[&str]) -> Output {
     let mut argv = vec!["exec", "-u", user, "--"];
     argv.extend_from_slice(cmd);
-    distrod(sb, &argv)
+    sb.distrod(&argv)
 }
 
 /// `status --json` says running, in state `running` (or `degraded` with justified units
 /// only), with the given rootfs and a PID; returns the JSON.
 fn assert_running(sb: &Sandbox, rootfs: &str) -> serde_json::Value {
-    let out = distrod(sb, &["status", "--json"]);
+    let out = sb.distrod(&["status", "--json"]);
     out.success();
     let json = out.json();
     assert_eq!(json["running"], true, "status says not running\n{out}");
@@ -67,7 +55,7 @@ fn assert_running(sb: &Sandbox, rootfs: &str) -> serde_json::Value {
             assert!(
                 unjustified.is_empty() && !failed.is_empty(),
                 "degraded with failed units {unjustified:?} that nothing justifies\n{}\n{out}",
-                exec(sb, &["systemctl", "--no-pager", "--failed", "-l"])
+                sb.exec(&["systemctl", "--no-pager", "--failed", "-l"])
             );
             for u in &failed {
                 let why = JUSTIFIED_FAILED_UNITS
@@ -81,7 +69,7 @@ fn assert_running(sb: &Sandbox, rootfs: &str) -> serde_json::Value {
         _ => panic!("state is neither running nor degraded\n{out}"),
     }
     // Plain status agrees.
-    let plain = distrod(sb, &["status"]);
+    let plain = sb.distrod(&["status"]);
     assert_eq!(plain.code(), Some(0), "status exit code\n{plain}");
     json
 }
@@ -113,7 +101,7 @@ fn assert_one_container(sb: &Sandbox, status: &serde_json::Value) {
 /// What every running container must do: systemd as PID 1, a user's logind session with
 /// a working user manager, exit codes passed through, orphans reaped.
 fn check_container(sb: &Sandbox) {
-    let comm = exec(sb, &["cat", "/proc/1/comm"]);
+    let comm = sb.exec(&["cat", "/proc/1/comm"]);
     comm.success();
     assert_eq!(comm.stdout.trim(), "systemd", "PID 1 inside\n{comm}");
 
@@ -152,28 +140,25 @@ fn check_container(sb: &Sandbox) {
     }
 
     // Exit codes.
-    let seven = exec(sb, &["sh", "-c", "exit 7"]);
+    let seven = sb.exec(&["sh", "-c", "exit 7"]);
     assert_eq!(seven.code(), Some(7), "exit 7\n{seven}");
-    let term = exec(sb, &["sh", "-c", "kill -TERM $$"]);
+    let term = sb.exec(&["sh", "-c", "kill -TERM $$"]);
     assert_eq!(term.code(), Some(143), "killed by SIGTERM = 128+15\n{term}");
-    let missing = exec(sb, &["/nonexistent"]);
+    let missing = sb.exec(&["/nonexistent"]);
     assert_eq!(missing.code(), Some(127), "command not found\n{missing}");
 
     // An orphan storm: 3000 background sleeps whose parents exit at once.
     let started = Instant::now();
-    let storm = exec(
-        sb,
-        &[
-            "sh",
-            "-c",
-            "for i in $(seq 3000); do (sleep 0.05 &) ; done; sleep 1",
-        ],
-    );
+    let storm = sb.exec(&[
+        "sh",
+        "-c",
+        "for i in $(seq 3000); do (sleep 0.05 &) ; done; sleep 1",
+    ]);
     storm.success();
     eprintln!("orphan storm: {:?}", started.elapsed());
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let ps = exec(sb, &["ps", "-eo", "stat=,pid=,ppid=,comm="]);
+        let ps = sb.exec(&["ps", "-eo", "stat=,pid=,ppid=,comm="]);
         ps.success();
         let zombies: Vec<&str> = ps
             .stdout
@@ -195,7 +180,7 @@ fn check_container(sb: &Sandbox) {
 /// launch, no cgroup directory, no state; `status` then exits 3.
 fn stop_and_check(sb: &Sandbox, mountinfo_before: &str) {
     let started = Instant::now();
-    distrod(sb, &["stop"]).success();
+    sb.distrod(&["stop"]).success();
     eprintln!("stop: {:?}", started.elapsed());
     assert_eq!(
         sb.other_processes(),
@@ -213,10 +198,10 @@ fn stop_and_check(sb: &Sandbox, mountinfo_before: &str) {
         Vec::<String>::new(),
         "cgroup directories left under the sandbox's /sys/fs/cgroup"
     );
-    let status = distrod(sb, &["status"]);
+    let status = sb.distrod(&["status"]);
     assert_eq!(status.code(), Some(3), "status after stop\n{status}");
     // Stopping what is not running is fine.
-    distrod(sb, &["stop"]).success();
+    sb.distrod(&["stop"]).success();
     // No state left behind (checked last so that the checks above report first).
     // Only the lock file may stay: removing a lock file that others may be waiting on would
     // let two launchers lock different files.
@@ -247,9 +232,9 @@ fn container_of_the_distros_own_root() {
     let before = sb.mountinfo();
 
     // Nothing runs yet.
-    let status = distrod(&sb, &["status"]);
+    let status = sb.distrod(&["status"]);
     assert_eq!(status.code(), Some(3), "status before launch\n{status}");
-    let no_launch = distrod(&sb, &["exec", "--no-launch", "--", "true"]);
+    let no_launch = sb.distrod(&["exec", "--no-launch", "--", "true"]);
     assert_eq!(no_launch.code(), Some(1), "exec --no-launch\n{no_launch}");
     assert!(sb.container_inits().is_empty(), "--no-launch launched");
 
@@ -268,7 +253,7 @@ fn container_of_the_distros_own_root() {
     eprintln!("status: {status}");
 
     // launch on a running container: exit 0, the same container.
-    distrod(&sb, &["launch"]).success();
+    sb.distrod(&["launch"]).success();
     assert_one_container(&sb, &status);
 
     check_container(&sb);
@@ -276,11 +261,11 @@ fn container_of_the_distros_own_root() {
 
     // A second boot after the stop.
     let started = Instant::now();
-    distrod(&sb, &["launch"]).success();
+    sb.distrod(&["launch"]).success();
     eprintln!("second launch: {:?}", started.elapsed());
     let status = assert_running(&sb, "/");
     assert_one_container(&sb, &status);
-    let comm = exec(&sb, &["cat", "/proc/1/comm"]);
+    let comm = sb.exec(&["cat", "/proc/1/comm"]);
     assert_eq!(comm.stdout.trim(), "systemd", "{comm}");
     stop_and_check(&sb, &before);
 }
@@ -320,7 +305,7 @@ fn container_of_a_rootfs_dir() {
     assert_one_container(&sb, &status);
 
     // The container's root is DIR, not the sandbox's `/`.
-    let marker = exec(&sb, &["cat", "/etc/distrod-test-marker"]);
+    let marker = sb.exec(&["cat", "/etc/distrod-test-marker"]);
     marker.success();
     assert_eq!(
         marker.stdout.trim(),
@@ -331,7 +316,7 @@ fn container_of_a_rootfs_dir() {
     check_container(&sb);
     stop_and_check(&sb, &before);
 
-    distrod(&sb, &["launch", "--rootfs", DIR_ROOTFS]).success();
+    sb.distrod(&["launch", "--rootfs", DIR_ROOTFS]).success();
     let status = assert_running(&sb, DIR_ROOTFS);
     assert_one_container(&sb, &status);
     stop_and_check(&sb, &before);

@@ -22,15 +22,9 @@ const MESSAGE: &str = "boom: no such file /etc/distrod-test.conf";
 /// journal) after `launch --no-wait`.
 const SHOW_UP: Duration = Duration::from_secs(30);
 
-fn distrod(sb: &Sandbox, args: &[&str]) -> Output {
-    let mut argv = vec!["distrod"];
-    argv.extend_from_slice(args);
-    sb.run(&argv)
-}
-
 /// `status --json`, which must succeed (the container runs).
 fn status(sb: &Sandbox) -> (Value, Output) {
-    let out = distrod(sb, &["status", "--json"]);
+    let out = sb.distrod(&["status", "--json"]);
     out.success();
     (out.json(), out)
 }
@@ -78,7 +72,7 @@ fn status_says_what_is_slow_or_broken() {
     };
     let sb = Sandbox::start(&tree);
     install_units(&sb);
-    distrod(&sb, &["launch", "--no-wait"]).success();
+    sb.distrod(&["launch", "--no-wait"]).success();
 
     // Until the slow unit's job has an age and the broken unit's line is in the journal.
     let deadline = Instant::now() + SHOW_UP;
@@ -93,19 +87,16 @@ fn status_says_what_is_slow_or_broken() {
         assert!(
             Instant::now() < deadline,
             "after {SHOW_UP:?}, status shows no age for {SLOW} or no log line for {BROKEN}\n{out}\n{}",
-            distrod(
-                &sb,
-                &[
-                    "exec",
-                    "--",
-                    "journalctl",
-                    "--no-pager",
-                    "-n",
-                    "30",
-                    "-u",
-                    BROKEN
-                ]
-            )
+            sb.distrod(&[
+                "exec",
+                "--",
+                "journalctl",
+                "--no-pager",
+                "-n",
+                "30",
+                "-u",
+                BROKEN
+            ])
         );
         thread::sleep(Duration::from_millis(200));
     };
@@ -174,7 +165,7 @@ fn status_says_what_is_slow_or_broken() {
     assert_eq!(second["state"], "starting", "{out}");
 
     // The text form says the same, one fact a line.
-    let text = distrod(&sb, &["status"]);
+    let text = sb.distrod(&["status"]);
     assert_eq!(text.code(), Some(0), "{text}");
     eprintln!("status:\n{}", text.stdout);
     let lines: Vec<&str> = text.stdout.lines().collect();
@@ -209,8 +200,8 @@ fn status_says_what_is_slow_or_broken() {
     );
     assert!(lines.contains(&"rootfs: /"), "{text}");
 
-    distrod(&sb, &["stop"]).success();
-    let stopped = distrod(&sb, &["status", "--json"]);
+    sb.distrod(&["stop"]).success();
+    let stopped = sb.distrod(&["status", "--json"]);
     assert_eq!(stopped.code(), Some(3), "status after stop\n{stopped}");
     let stopped = stopped.json();
     assert_eq!(stopped["running"], false, "{stopped:#}");

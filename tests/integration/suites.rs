@@ -40,7 +40,6 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::support::Output;
 use crate::support::sandbox::Sandbox;
 
 /// The suites of the matrix, with the systemd each has: bookworm and trixie a fixed major
@@ -194,18 +193,6 @@ fn loaded_prerequisites(test: &str) -> Option<(Suite, PathBuf)> {
     Some((suite, tree))
 }
 
-fn distrod(sb: &Sandbox, args: &[&str]) -> Output {
-    let mut argv = vec!["distrod"];
-    argv.extend_from_slice(args);
-    sb.run(&argv)
-}
-
-fn exec(sb: &Sandbox, cmd: &[&str]) -> Output {
-    let mut argv = vec!["exec", "--"];
-    argv.extend_from_slice(cmd);
-    distrod(sb, &argv)
-}
-
 /// Waits for the boot to end and then for the units to settle: no job queued and no unit
 /// activating, deactivating or waiting to restart, three looks in a row. A service that fails
 /// and is restarted (`Restart=on-failure`) is only `failed` once its restarts ran out, which
@@ -227,21 +214,18 @@ fn wait_for_boot(sb: &Sandbox) -> (String, Duration) {
     assert!(
         !out.stdout.trim().is_empty(),
         "no state from systemctl is-system-running\n{out}\n{}",
-        exec(sb, &["systemctl", "list-jobs", "--no-pager"])
+        sb.exec(&["systemctl", "list-jobs", "--no-pager"])
     );
     let deadline = Instant::now() + BOOT_TIMEOUT;
     let mut quiet = 0;
     while quiet < 3 {
-        let busy = exec(
-            sb,
-            &[
-                "sh",
-                "-c",
-                "systemctl list-jobs --no-legend --no-pager; \
+        let busy = sb.exec(&[
+            "sh",
+            "-c",
+            "systemctl list-jobs --no-legend --no-pager; \
                  systemctl list-units --all --no-legend --no-pager --plain \
                    --state=activating,deactivating,reloading,auto-restart",
-            ],
-        );
+        ]);
         if busy.stdout.trim().is_empty() {
             quiet += 1;
         } else {
@@ -253,7 +237,7 @@ fn wait_for_boot(sb: &Sandbox) -> (String, Duration) {
         }
         std::thread::sleep(Duration::from_millis(300));
     }
-    let state = exec(sb, &["systemctl", "is-system-running"]);
+    let state = sb.exec(&["systemctl", "is-system-running"]);
     (state.stdout.trim().to_owned(), started.elapsed())
 }
 
@@ -261,19 +245,16 @@ fn wait_for_boot(sb: &Sandbox) -> (String, Duration) {
 fn failed_units_report(sb: &Sandbox, failed: &[String]) -> String {
     let mut report = String::new();
     for unit in failed {
-        let status = exec(sb, &["systemctl", "status", "--no-pager", "-l", unit]);
-        let journal = exec(
-            sb,
-            &[
-                "journalctl",
-                "-b",
-                "--no-pager",
-                "-o",
-                "short-monotonic",
-                "-u",
-                unit,
-            ],
-        );
+        let status = sb.exec(&["systemctl", "status", "--no-pager", "-l", unit]);
+        let journal = sb.exec(&[
+            "journalctl",
+            "-b",
+            "--no-pager",
+            "-o",
+            "short-monotonic",
+            "-u",
+            unit,
+        ]);
         report.push_str(&format!(
             "\n===== {unit}\n{}\n----- journal\n{}",
             status.stdout.trim_end(),
@@ -287,22 +268,20 @@ fn failed_units_report(sb: &Sandbox, failed: &[String]) -> String {
 /// socket in its /tmp/.X11-unix, and it stops cleanly.
 fn check_loaded_container(sb: &Sandbox, suite: Suite, mode: &str) {
     let (state, waited) = wait_for_boot(sb);
-    let failed: Vec<String> = exec(
-        sb,
-        &[
+    let failed: Vec<String> = sb
+        .exec(&[
             "systemctl",
             "list-units",
             "--failed",
             "--plain",
             "--no-legend",
             "--no-pager",
-        ],
-    )
-    .stdout
-    .lines()
-    .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
-    .collect();
-    let since_boot = exec(sb, &["systemd-analyze", "time"]);
+        ])
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .collect();
+    let since_boot = sb.exec(&["systemd-analyze", "time"]);
     eprintln!(
         "{} loaded, {mode}: {state} (settled after {waited:?}), failed units {failed:?}\n{}",
         suite.name(),
@@ -317,29 +296,23 @@ fn check_loaded_container(sb: &Sandbox, suite: Suite, mode: &str) {
 
     // WSLg's X11 sockets, where X clients look for them: bound read-only from /mnt/wslg,
     // over the tmpfs that trixie on mount on /tmp (tmp.mount).
-    let x11 = exec(
-        sb,
-        &[
-            "sh",
-            "-c",
-            "if [ -e /tmp/.X11-unix/X0 ]; then echo X0; else echo no-X0; fi
+    let x11 = sb.exec(&[
+        "sh",
+        "-c",
+        "if [ -e /tmp/.X11-unix/X0 ]; then echo X0; else echo no-X0; fi
              findmnt -n -o FSTYPE /tmp || echo no-tmp-mount
              if touch /tmp/.X11-unix/.w 2>/dev/null; then echo writable; else echo ro; fi",
-        ],
-    );
+    ]);
     let lines: Vec<&str> = x11.stdout.lines().collect();
     let why = || {
-        exec(
-            sb,
-            &[
-                "systemctl",
-                "status",
-                "--no-pager",
-                "-l",
-                "tmp.mount",
-                "distrod-wslg-x11.service",
-            ],
-        )
+        sb.exec(&[
+            "systemctl",
+            "status",
+            "--no-pager",
+            "-l",
+            "tmp.mount",
+            "distrod-wslg-x11.service",
+        ])
     };
     assert!(
         lines.len() == 3 && lines[0] == "X0" && lines[2] == "ro",
@@ -359,7 +332,7 @@ fn check_loaded_container(sb: &Sandbox, suite: Suite, mode: &str) {
     eprintln!("{mode}: /tmp/.X11-unix: {}", lines.join(" | "));
 
     let started = Instant::now();
-    distrod(sb, &["stop"]).success();
+    sb.distrod(&["stop"]).success();
     eprintln!("{mode}: stop took {:?}", started.elapsed());
     assert!(
         sb.container_inits().is_empty(),
@@ -412,7 +385,7 @@ fn loaded_distro_boots_clean_as_its_own_root() {
     ])
     .success();
     let started = Instant::now();
-    distrod(&sb, &["launch"]).success();
+    sb.distrod(&["launch"]).success();
     eprintln!("launch: {:?}", started.elapsed());
     check_loaded_container(&sb, suite, "own root");
 }
@@ -441,7 +414,7 @@ fn loaded_distro_boots_clean_from_a_rootfs_dir() {
     ])
     .success();
     let started = Instant::now();
-    distrod(&sb, &["launch", "--rootfs", DIR_ROOTFS]).success();
+    sb.distrod(&["launch", "--rootfs", DIR_ROOTFS]).success();
     eprintln!("launch --rootfs: {:?}", started.elapsed());
     check_loaded_container(&sb, suite, "--rootfs");
 }

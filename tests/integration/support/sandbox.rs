@@ -761,6 +761,20 @@ impl Sandbox {
         .success();
     }
 
+    /// `distrod ARGS` in the sandbox (the binary under test comes first on its PATH).
+    pub fn distrod(&self, args: &[&str]) -> Output {
+        let mut argv = vec!["distrod"];
+        argv.extend_from_slice(args);
+        self.run(&argv)
+    }
+
+    /// `distrod exec -- CMD` in the sandbox: CMD as root in its container.
+    pub fn exec(&self, cmd: &[&str]) -> Output {
+        let mut argv = vec!["exec", "--"];
+        argv.extend_from_slice(cmd);
+        self.distrod(&argv)
+    }
+
     /// `ip ARGS` of the host in the sandbox's network namespace only (the VM's, for a
     /// distro of one).
     pub fn ip(&self, args: &[&str]) {
