@@ -205,20 +205,7 @@ fn parse_text(text: &str) -> Result<Config, String> {
         }
     }
     if let Some(v) = get("container", "boot_timeout") {
-        let key = "container.boot_timeout";
-        let n = v
-            .as_integer()
-            .ok_or_else(|| format!("{key}: expected an integer, found {}", an(v)))?;
-        c.boot_timeout = u64::try_from(n)
-            .ok()
-            .filter(|n| BOOT_TIMEOUT.contains(n))
-            .ok_or_else(|| {
-                format!(
-                    "{key}: {n} is out of range {}..={}",
-                    BOOT_TIMEOUT.start(),
-                    BOOT_TIMEOUT.end()
-                )
-            })?;
+        c.boot_timeout = integer_in("container.boot_timeout", v, &BOOT_TIMEOUT)?;
     }
     for (name, field) in [("mask", &mut c.mask), ("unmask", &mut c.unmask)] {
         let key = format!("container.{name}");
@@ -245,20 +232,7 @@ fn parse_text(text: &str) -> Result<Config, String> {
         c.stop_when_idle = boolean("container.stop_when_idle", v)?;
     }
     if let Some(v) = get("container", "idle_stop_margin") {
-        let key = "container.idle_stop_margin";
-        let n = v
-            .as_integer()
-            .ok_or_else(|| format!("{key}: expected an integer, found {}", an(v)))?;
-        c.idle_stop_margin = u64::try_from(n)
-            .ok()
-            .filter(|n| IDLE_STOP_MARGIN.contains(n))
-            .ok_or_else(|| {
-                format!(
-                    "{key}: {n} is out of range {}..={}",
-                    IDLE_STOP_MARGIN.start(),
-                    IDLE_STOP_MARGIN.end()
-                )
-            })?;
+        c.idle_stop_margin = integer_in("container.idle_stop_margin", v, &IDLE_STOP_MARGIN)?;
     }
     if let Some(v) = get("session", "pass_env") {
         let key = "session.pass_env";
@@ -428,6 +402,23 @@ fn strings<'a>(key: &str, v: &'a toml::Value) -> Result<Vec<&'a str>, String> {
                 .ok_or_else(|| format!("{key}[{i}]: expected a string, found {}", an(item)))
         })
         .collect()
+}
+
+/// An integer in `range`, or one line naming `key` and what is wrong.
+fn integer_in(key: &str, v: &toml::Value, range: &RangeInclusive<u64>) -> Result<u64, String> {
+    let n = v
+        .as_integer()
+        .ok_or_else(|| format!("{key}: expected an integer, found {}", an(v)))?;
+    u64::try_from(n)
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| {
+            format!(
+                "{key}: {n} is out of range {}..={}",
+                range.start(),
+                range.end()
+            )
+        })
 }
 
 fn boolean(key: &str, v: &toml::Value) -> Result<bool, String> {
