@@ -8,7 +8,8 @@ will not write (device nodes, unsafe paths); xz files made by xz(1) single- and
 multi-block, with each check type, concatenated and padded; a trimmed images.json of the
 shape images.linuxcontainers.org publishes; Debian's account files; wsl.conf files;
 wsl.exe's output in UTF-16LE and UTF-8; ELF headers; /proc texts; Content-Range values;
-the container's systemctl, journalctl and D-Bus answers to `distrod status`.
+the container's systemctl, journalctl and D-Bus answers to `distrod status`; D-Bus
+connections as the relay to systemd's private socket sees them.
 
 Run it from anywhere (`python3 fuzz/make-corpus.py`); it replaces the seed directories it
 writes. Needs GNU tar and xz(1); run as root so that the tar seeds keep numeric owners and
@@ -507,6 +508,27 @@ InvocationID={inv_quiet}
     write("status", "dbus-variant", b"\x01s\x00\x00" + struct.pack("<I", len(state)) + state + b"\x00")
 
 
+def dbus_message(order, body, fields, serial=1):
+    """A D-Bus message of `body` bytes and `fields` bytes of header fields, as framed on
+    the wire (the fields' array padded to 8); its contents are filler."""
+    pack = "<" if order == b"l" else ">"
+    head = order + bytes([1, 0, 1]) + struct.pack(pack + "III", body, serial, fields)
+    length = (16 + fields + 7) // 8 * 8 + body
+    return (head + b"\x5a" * length)[:length]
+
+
+def privbus_seeds():
+    reset("privbus")
+    # The first byte picks the fuzz target's read sizes; then one direction of a connection.
+    client = b"\0AUTH EXTERNAL 30\r\nNEGOTIATE_UNIX_FD\r\nBEGIN\r\n"
+    write("privbus", "client", b"\x07" + client + dbus_message(b"l", 40, 101)
+          + dbus_message(b"l", 0, 8, 2) + dbus_message(b"l", 300, 13, 3))
+    server = b"OK 2f5e8f0c6e1d4c2a9b0d3e4f5a6b7c8d\r\nAGREE_UNIX_FD\r\n"
+    write("privbus", "server", b"\x21" + server + dbus_message(b"l", 4, 61)
+          + dbus_message(b"B", 2000, 45, 9))
+    write("privbus", "rejected", b"\x01" + b"\0AUTH\r\nREJECTED EXTERNAL\r\nERROR\r\n")
+
+
 def main():
     for tool in ("tar", "xz"):
         if shutil.which(tool) is None:
@@ -522,6 +544,7 @@ def main():
     procfs_seeds()
     content_range_seeds()
     status_seeds()
+    privbus_seeds()
     for d in sorted(CORPUS.iterdir()):
         files = list(d.iterdir())
         print(f"{d.name}: {len(files)} seeds, {sum(f.stat().st_size for f in files)} bytes")

@@ -55,7 +55,7 @@ fuzz="$repo/fuzz"
 declare -A max_len=(
     [tar_unpack]=16384 [tar_repack]=16384 [xz]=8192 [catalog]=16384 [config]=4096
     [accounts]=4096 [wsl_conf]=2048 [wsl_exe]=4096 [elf]=4096 [procfs]=4096
-    [content_range]=256 [status]=4096
+    [content_range]=256 [status]=4096 [privbus]=4096
 )
 # Targets whose inputs have keywords a mutation rarely spells: libFuzzer's -dict.
 declare -A dict=(
@@ -63,7 +63,7 @@ declare -A dict=(
     [status]=status
 )
 all_targets=(tar_unpack tar_repack xz catalog config accounts wsl_conf wsl_exe elf procfs
-    content_range status)
+    content_range status privbus)
 
 seconds=30
 seed=1

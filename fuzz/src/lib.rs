@@ -1,6 +1,6 @@
 //! The fuzz targets of distrod: one module per parser of input that comes from outside
 //! distrod (an image server, a downloaded image, a distro's /etc, the kernel's /proc, WSL,
-//! the container's systemd), each with a `run(&[u8])` that feeds the bytes to the real
+//! the container's systemd, root processes outside it), each with a `run(&[u8])` that feeds the bytes to the real
 //! function the product uses, through the `distrod` library.
 //!
 //! The binaries in `fuzz_targets/` hand libFuzzer's inputs to these functions; the tests in
@@ -15,6 +15,7 @@ pub mod config;
 pub mod content_range;
 pub mod elf;
 pub mod fixup;
+pub mod privbus;
 pub mod procfs;
 pub mod scratch;
 pub mod status;
@@ -42,6 +43,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("procfs", procfs::run),
     ("content_range", content_range::run),
     ("status", status::run),
+    ("privbus", privbus::run),
 ];
 
 /// Splits an input that stands for several files at its NUL bytes: the `n`th part is the

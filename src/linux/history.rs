@@ -2,8 +2,8 @@
 //! only where distrod is installed) because /run does not outlive the distro.
 //!
 //! A launch writes the record with no end; a clean end fills it in: `distrod stop` and
-//! `disable` (`stop`), the idle watcher's poweroff before WSL's idle stop (`idle`), or a
-//! poweroff from inside the container, which the idle watcher sees happen (`container`).
+//! `disable` (`stop`), the keeper's poweroff before WSL's idle stop (`idle`), or a
+//! poweroff from inside the container, which the keeper sees happen (`container`).
 //! A record without an end at the next launch means the distro was killed with the
 //! container in it: `wsl --terminate`, `wsl --shutdown`, WSL's idle stop without
 //! distrod's poweroff, or the VM going down; none of them can be intercepted.

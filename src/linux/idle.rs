@@ -9,8 +9,8 @@
 //!
 //! WSL's init runs one process per client, its relay (comm `Relay`, root, in the distro's
 //! pid namespace: the parent of the session's shell, or of the command of `wsl -e`, hooked
-//! or not). While the container runs, a watcher (a root process of the distro, outside the
-//! container, out of every caller's reach like the hook's launcher) counts them. Once it has
+//! or not). While the container runs, its keeper ([`super::keeper`], a root process of the
+//! distro outside the container, out of every caller's reach) counts them. Once it has
 //! seen one and then none for [`begin_after`] of the window, it powers the container off
 //! with systemd's own poweroff, SIGKILL at the window's end less the margin. It holds the
 //! state lock from its last count to the end of the stop: a session that arrived before
@@ -22,8 +22,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-use super::state::{self, State};
 
 /// WSL's default `instanceIdleTimeout`.
 pub const WSL_DEFAULT_WINDOW: Duration = Duration::from_millis(15_000);
@@ -162,7 +160,7 @@ pub fn sessions() -> usize {
         .unwrap_or(0)
 }
 
-/// What the watcher needs to know.
+/// What the idle stop needs to know.
 #[derive(Debug, Clone)]
 pub struct Watch {
     /// WSL's idle window; None: WSL never idles the distro, nothing to do.
@@ -173,13 +171,13 @@ pub struct Watch {
     pub armed: bool,
 }
 
-/// What a launch hands the watcher: the launching session's PATH (where the Windows user's
+/// What a launch hands the keeper for the idle stop: the launching session's PATH (where the Windows user's
 /// profile, and so `.wslconfig`, is found) and the margin.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     pub path: Option<Vec<u8>>,
     pub margin: Duration,
-    /// The launch came from a WSL session (a relay is among its ancestors): the watcher
+    /// The launch came from a WSL session (a relay is among its ancestors): the keeper
     /// counts from the start, even if that session is over before its first look.
     pub from_session: bool,
 }
@@ -204,121 +202,66 @@ pub fn in_session() -> bool {
     false
 }
 
-/// Starts the watcher of the container `st` just launched: a grandchild of the caller, so
-/// the distro's init adopts it, in a session of its own, with /dev/null for stdio and no
-/// other descriptor (the launcher's report pipe must reach EOF), terminal signals ignored.
-/// It reads the idle window itself (through the drive mount: off the session's path).
-/// The caller must be single-threaded.
-pub fn spawn_watcher(st: &State, opts: &Options) {
-    use nix::unistd::{ForkResult, fork, setsid};
-    // SAFETY: the caller is single-threaded; the children only make syscalls until the
-    // grandchild runs the watch, and exit without the parent's destructors.
-    match unsafe { fork() } {
-        Ok(ForkResult::Child) => {
-            let _ = setsid();
-            if let Ok(ForkResult::Child) = unsafe { fork() } {
-                // SAFETY: close_range with plain integer arguments.
-                unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
-                if let Ok(null) = fs::OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .open("/dev/null")
-                {
-                    for fd in 0..3 {
-                        let _ = super::sys::dup2_std(&null, fd);
-                    }
-                }
-                super::procstate::ignore_terminal_signals();
-                // Named for what it is (it was forked from whatever launched the container).
-                // SAFETY: prctl with a NUL-terminated name.
-                unsafe { libc::prctl(libc::PR_SET_NAME, c"distrod-idle".as_ptr(), 0, 0, 0) };
-                let window = window(opts.path.as_deref(), &super::drives::this_root());
-                watch(
-                    st,
-                    &Watch {
-                        window,
-                        margin: opts.margin,
-                        armed: opts.from_session,
-                    },
-                );
-            }
-            // SAFETY: leave the forks without the parent's destructors.
-            unsafe { libc::_exit(0) }
-        }
-        Ok(ForkResult::Parent { child }) => {
-            let _ = nix::sys::wait::waitpid(child, None);
-        }
-        Err(e) => tracing::debug!("no idle watcher: fork: {e}"),
-    }
+/// The idle stop's part of the container's keeper ([`super::keeper`]), looked at once per
+/// poll (see the module documentation).
+#[derive(Debug)]
+pub struct Idler {
+    window: Duration,
+    margin: Duration,
+    begin: Duration,
+    armed: bool,
+    idle_since: Option<Instant>,
 }
 
-/// Watches the container `st` until it ends; powers it off cleanly when the distro's last
-/// session has ended (see the module documentation). Returns when the container is gone.
-pub fn watch(st: &State, w: &Watch) {
-    const POLL: Duration = Duration::from_millis(250);
-    let Some(window) = w.window else {
-        tracing::debug!("WSL never idles this distro: no idle stop");
-        return;
-    };
-    let begin = begin_after(window, w.margin);
-    let mut armed = w.armed;
-    // Known to the record, so that a stop ends this watcher with its container.
-    let me = std::process::id() as i32;
-    match (state::lock(), super::sys::start_time(me)) {
-        (Ok(lock), Some(started)) => match state::load(&lock) {
-            Some(mut cur) if cur.pid == st.pid && cur.start_time == st.start_time => {
-                cur.watcher = Some((me, started));
-                if let Err(e) = state::save(&lock, &cur) {
-                    tracing::debug!("{}", super::chain(&e));
-                }
-            }
-            _ => return,
-        },
-        _ => return,
+impl Idler {
+    /// None when WSL never idles the distro: nothing to do.
+    pub fn new(w: &Watch) -> Option<Idler> {
+        let Some(window) = w.window else {
+            tracing::debug!("WSL never idles this distro: no idle stop");
+            return None;
+        };
+        Some(Idler {
+            window,
+            margin: w.margin,
+            begin: begin_after(window, w.margin),
+            armed: w.armed,
+            idle_since: None,
+        })
     }
-    let mut idle_since: Option<Instant> = None;
-    loop {
-        std::thread::sleep(POLL);
-        if !st.is_alive() {
-            // Gone while the distro lives on: `distrod stop` (which records its own end
-            // before it lets go of the lock and the record), or a poweroff from inside.
-            if let Ok(lock) = state::lock()
-                && state::load(&lock)
-                    .is_some_and(|cur| cur.pid == st.pid && cur.start_time == st.start_time)
-            {
-                super::history::end(st.launched_at, "container");
-            }
-            return;
+
+    /// One look at the distro's sessions, the poweroff once they have been gone long
+    /// enough. True once the idle stop is over for this container: powered off, or given
+    /// up on an error.
+    pub fn tick(&mut self) -> bool {
+        if sessions() > 0 {
+            self.armed = true;
+            self.idle_since = None;
+            return false;
         }
-        if state::read().is_none_or(|cur| cur.pid != st.pid) {
-            return;
+        if !self.armed {
+            return false;
         }
-        let n = sessions();
-        if n > 0 {
-            armed = true;
-            idle_since = None;
-            continue;
+        let since = *self.idle_since.get_or_insert_with(Instant::now);
+        if since.elapsed() < self.begin {
+            return false;
         }
-        if !armed {
-            continue;
-        }
-        let since = *idle_since.get_or_insert_with(Instant::now);
-        if since.elapsed() < begin {
-            continue;
-        }
-        let left = window
-            .saturating_sub(w.margin)
+        let left = self
+            .window
+            .saturating_sub(self.margin)
             .saturating_sub(since.elapsed())
             .max(Duration::from_secs(1));
         match super::stop::stop_if(|_| sessions() == 0, left, "idle") {
             Ok(true) => {
                 tracing::debug!("the distro's last session ended: powered off");
-                return;
+                true
             }
-            Ok(false) => idle_since = None,
+            Ok(false) => {
+                self.idle_since = None;
+                false
+            }
             Err(e) => {
                 tracing::debug!("idle stop: {}", super::chain(&e));
-                return;
+                true
             }
         }
     }

@@ -23,7 +23,9 @@ use nix::unistd::{ForkResult, fork, setsid};
 use super::mounts::{self, Inputs};
 use super::readiness::{self, Phase};
 use super::state::{self, NAMESPACES, NOTIFY_SOCKET, State};
-use super::{Context, Error, Result, cgroup, history, identity, idle, procstate, shim, stop, sys};
+use super::{
+    Context, Error, Result, cgroup, history, identity, idle, keeper, procstate, shim, stop, sys,
+};
 
 #[derive(Debug, Clone, Default)]
 pub struct Options {
@@ -134,7 +136,7 @@ pub fn service_env_of(env: &[(OsString, OsString)]) -> Vec<(String, String)> {
     out
 }
 
-/// The idle watcher's options for a launch from this process ([`idle`]): under WSL, unless
+/// The keeper's idle-stop options for a launch from this process ([`idle`]): under WSL, unless
 /// `container.stop_when_idle` is off; the PATH of this process (the launching session's)
 /// says where the Windows user's `.wslconfig` is.
 pub fn idle_options(config: &crate::config::Config) -> Option<idle::Options> {
@@ -308,8 +310,12 @@ pub fn launch_with(opts: &Options, progress: &mut dyn FnMut(Phase)) -> Result<Ou
         start(&lock, opts, rootfs)?
     };
     // Before any thread (the caller's status line) exists: it forks.
-    if let Some(idle) = &opts.idle {
-        idle::spawn_watcher(&st, idle);
+    let duties = keeper::Duties {
+        cover: st.run_before.is_some(),
+        idle: opts.idle.clone(),
+    };
+    if duties.any() {
+        keeper::spawn(&st, &duties);
     }
     let Some(timeout) = opts.wait else {
         return Ok(Outcome::Started {
@@ -435,7 +441,7 @@ fn start(
         // first session that does (see `wait_marked_ready`).
         ready: false,
         previous: history::begin(launched_at),
-        watcher: None,
+        keeper: None,
         run_before,
     };
     state::save(lock, &st)?;
@@ -873,7 +879,7 @@ mod tests {
                 launched_at: 0.5,
                 ended: None,
             }),
-            watcher: None,
+            keeper: None,
             run_before: Some(vec!["WSL".into()]),
         };
         let ok = format!("ok {}", serde_json::to_string(&st).unwrap());

@@ -30,6 +30,12 @@
 //!     inside) must not be seen outside: `/run/host` is a tmpfs of the container's too,
 //!     holding the notify socket, carried over through an O_PATH fd opened beforehand.
 //!
+//!   - systemd's private socket (`/run/systemd/private`, root's `systemctl`) serves only
+//!     processes of the container's pid namespace: the distro's own mount namespace gets
+//!     it covered ([`super::privbus`]), so that root's `systemctl` from `wsl -e` uses the
+//!     system bus; the container's /run is cut from the distro's mount propagation (it
+//!     receives no mounts made outside later) so that the cover stays outside.
+//!
 //!   The mount namespace is a slave of the distro's, so those two tmpfs, and what systemd
 //!   mounts under /run (`/run/user/<uid>`, credentials), stay inside. A tree of another
 //!   distro (`--rootfs`) gets a fresh tmpfs /run as before: its systemd's state is not
@@ -330,7 +336,12 @@ pub fn plan(inp: &Inputs) -> Vec<Step> {
         // The distro's own /run, one for inside and outside (see the module
         // documentation); only WSL's interop entries and the container's marker are the
         // container's own, each on a tmpfs mounted inside only (the mount namespace is a
-        // slave: nothing mounted here shows outside).
+        // slave: nothing mounted here shows outside). Private first: the cover the distro
+        // gets over systemd's private socket must not reach the container.
+        v.push(Step::Propagation {
+            target: at("/run"),
+            flags: MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        });
         for d in ["/run/WSL", "/run/host"] {
             v.push(Step::Mkdir { path: at(d) });
             v.push(Step::Mount {
@@ -778,6 +789,7 @@ mod tests {
                 "ro /proc/sys",
                 "detach /sys/fs/cgroup",
                 "mount cgroup2 /sys/fs/cgroup",
+                "propagation /run",
                 "mkdir /run/WSL",
                 "mount tmpfs /run/WSL",
                 "mkdir /run/host",

@@ -48,9 +48,9 @@ pub struct State {
     /// How the distro's previous container ended (see `history`), as its launch found it.
     #[serde(default)]
     pub previous: Option<super::history::Record>,
-    /// The idle watcher of this container (see `idle`): pid and start time; a stop ends it.
-    #[serde(default)]
-    pub watcher: Option<(i32, u64)>,
+    /// The keeper of this container (see `keeper`): pid and start time; a stop ends it.
+    #[serde(default, alias = "watcher")]
+    pub keeper: Option<(i32, u64)>,
     /// The names in the distro's /run before the launch, which the container shares (see
     /// `stop::clean_run`); None: a /run of its own (`--rootfs`), or an older record.
     #[serde(default)]
@@ -177,7 +177,7 @@ mod tests {
             launched_at: 1.5,
             ready: false,
             previous: None,
-            watcher: Some((7, 8)),
+            keeper: Some((7, 8)),
             run_before: None,
         };
         let j = serde_json::to_string(&s).unwrap();

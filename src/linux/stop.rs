@@ -31,7 +31,7 @@ pub fn stop(force: bool, timeout: Duration) -> Result<Outcome> {
     stop_locked(&lock, st, force, timeout, "stop")
 }
 
-/// The idle watcher's stop: under the state lock, and only if the container recorded then
+/// The keeper's idle stop: under the state lock, and only if the container recorded then
 /// is still running and `still` holds for it (no session came meanwhile). Ok(false): it
 /// did not hold, nothing was done. A launch waiting for the lock meanwhile boots afresh.
 pub fn stop_if(still: impl Fn(&State) -> bool, timeout: Duration, how: &str) -> Result<bool> {
@@ -83,7 +83,7 @@ fn stop_locked(
     if !killed {
         super::history::end(st.launched_at, how);
     }
-    end_watcher(&st);
+    end_keeper(&st);
     remove_leftovers(lock, &st)?;
     Ok(Outcome::Stopped {
         pid: st.pid,
@@ -92,10 +92,10 @@ fn stop_locked(
     })
 }
 
-/// The container's idle watcher goes with it (unless it is the one stopping it): by pidfd,
-/// once its start time says the pid is still the watcher's.
-fn end_watcher(st: &State) {
-    let Some((pid, started)) = st.watcher else {
+/// The container's keeper goes with it (unless it is the one stopping it): by pidfd, once
+/// its start time says the pid is still the keeper's.
+fn end_keeper(st: &State) {
+    let Some((pid, started)) = st.keeper else {
         return;
     };
     if pid == std::process::id() as i32 {
@@ -118,7 +118,7 @@ fn end_watcher(st: &State) {
         )
     };
     if !sys::wait_readable(&fd, Duration::from_secs(2)) {
-        tracing::debug!(pid, "the idle watcher did not end");
+        tracing::debug!(pid, "the keeper did not end");
     }
 }
 
@@ -149,6 +149,7 @@ pub fn remove_leftovers(lock: &Lock, st: &State) -> Result<()> {
         tracing::debug!(n, "removed cgroups");
     }
     if let Some(before) = &st.run_before {
+        super::privbus::uncover();
         clean_run(Path::new("/run"), before);
     }
     state::clear(lock);

@@ -262,6 +262,8 @@ pub struct Ancillary {
     /// The sender's pid from SCM_CREDENTIALS (needs SO_PASSCRED on our end), translated by
     /// the kernel into our pid namespace.
     pub pid: Option<i32>,
+    /// MSG_CTRUNC: more descriptors came than fit (the kernel closed the rest).
+    pub truncated: bool,
 }
 
 /// recvmsg(2) into `data` (EINTR retried), collecting SCM_RIGHTS descriptors and
@@ -272,7 +274,8 @@ pub fn recv_ancillary(
     data: &mut [u8],
     flags: libc::c_int,
 ) -> nix::Result<(usize, Ancillary)> {
-    let mut cmsg = [0u64; 32];
+    // Room for SCM_MAX_FD (253) descriptors and the credentials.
+    let mut cmsg = [0u64; 136];
     let mut iov = libc::iovec {
         iov_base: data.as_mut_ptr().cast(),
         iov_len: data.len(),
@@ -291,7 +294,10 @@ pub fn recv_ancillary(
             r => break r? as usize,
         }
     };
-    let mut anc = Ancillary::default();
+    let mut anc = Ancillary {
+        truncated: mh.msg_flags & libc::MSG_CTRUNC != 0,
+        ..Ancillary::default()
+    };
     // SAFETY: walking the control messages the kernel wrote, within msg_controllen.
     unsafe {
         let mut c = libc::CMSG_FIRSTHDR(&mh);
@@ -318,6 +324,53 @@ pub fn recv_ancillary(
         }
     }
     Ok((n, anc))
+}
+
+/// sendmsg(2) of `data` with `fds` as SCM_RIGHTS (none: a plain send), EINTR retried.
+/// Returns the bytes sent (all of them only if the socket had room).
+pub fn send_with_fds(fd: &impl AsRawFd, data: &[u8], fds: &[OwnedFd]) -> nix::Result<usize> {
+    use std::os::fd::AsRawFd as _;
+    let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+    let space = if raw.is_empty() {
+        0
+    } else {
+        // SAFETY: CMSG_SPACE is a pure size computation.
+        unsafe { libc::CMSG_SPACE(std::mem::size_of_val(raw.as_slice()) as u32) as usize }
+    };
+    let mut cmsg = vec![0u64; space.div_ceil(8)];
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    // SAFETY: a zeroed msghdr is valid; the pointers set below outlive the call, and the
+    // control buffer is as large as CMSG_SPACE says for the descriptors.
+    let mut mh: libc::msghdr = unsafe { std::mem::zeroed() };
+    mh.msg_iov = &mut iov;
+    mh.msg_iovlen = 1;
+    if !raw.is_empty() {
+        mh.msg_control = cmsg.as_mut_ptr().cast();
+        mh.msg_controllen = space as _;
+        // SAFETY: the first header of a control buffer sized for it.
+        unsafe {
+            let c = libc::CMSG_FIRSTHDR(&mh);
+            (*c).cmsg_level = libc::SOL_SOCKET;
+            (*c).cmsg_type = libc::SCM_RIGHTS;
+            (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of_val(raw.as_slice()) as u32) as _;
+            std::ptr::copy_nonoverlapping(
+                raw.as_ptr(),
+                libc::CMSG_DATA(c) as *mut RawFd,
+                raw.len(),
+            );
+        }
+    }
+    loop {
+        // SAFETY: mh is fully initialised.
+        let n = unsafe { libc::sendmsg(fd.as_raw_fd(), &mh, libc::MSG_NOSIGNAL) };
+        match Errno::result(n) {
+            Err(Errno::EINTR) => continue,
+            r => return r.map(|n| n as usize),
+        }
+    }
 }
 
 /// Receives one byte and the sender's pid from SCM_CREDENTIALS. None on EOF.

@@ -48,6 +48,7 @@ fn one_run_inside_and_outside() {
         "/etc/systemd/system/svc-dir.service",
         "[Service]\nType=oneshot\nRemainAfterExit=yes\n\
          ExecStart=/bin/mkdir -p /run/inside-svc\n\
+         ExecStart=/bin/echo svc-dir-marker\n\
          [Install]\nWantedBy=multi-user.target\n",
     );
     sb.run(&[
@@ -90,30 +91,70 @@ fn one_run_inside_and_outside() {
     assert_eq!(session.field("dir"), "yes", "{session}");
     assert!(session.stdout.contains("ok 100000"), "{session}");
 
-    // Outside, the container's services and manager are there too.
+    // Outside, the container's services and manager are there too: systemctl and
+    // systemd-run as root and as a user, loginctl, busctl and journalctl reach the
+    // container's manager, logind and journal.
     let out = outside(
         &wsl,
         &format!(
             "echo dir=$(test -d /run/inside-svc && echo yes) \
-             bus=$(SYSTEMCTL_FORCE_BUS=1 systemctl is-system-running) \
+             private=$(stat -c %a:%U /run/systemd/private) \
+             root=$(systemctl is-system-running) \
              user=$(setpriv --reuid 1000 --regid 1000 --clear-groups systemctl \
-             is-system-running) loginctl=$(loginctl list-sessions >/dev/null; echo $?); \
+             is-system-running) loginctl=$(loginctl list-sessions >/dev/null; echo $?) \
+             busctl=$(busctl call org.freedesktop.systemd1 /org/freedesktop/systemd1 \
+             org.freedesktop.DBus.Peer Ping; echo $?) \
+             journal=$(journalctl -q -o cat -u svc-dir.service | grep -c svc-dir-marker) \
+             pipe=$(echo relayed | systemd-run --quiet --pipe --wait /bin/cat); \
              {FAKEWSL} send unix:/run/svc.sock 100000"
         ),
     );
     out.success();
     assert_eq!(out.field("dir"), "yes", "{out}");
-    // systemctl over the system bus, as a user does it (root's goes to systemd's private
-    // socket, which systemd refuses to peers outside its pid namespace: README), and
-    // loginctl, reach the container's manager and logind.
-    for key in ["bus", "user"] {
+    // Outside, systemd's private socket is the relay's, for root only (README).
+    assert_eq!(out.field("private"), "600:root", "{out}");
+    for key in ["root", "user"] {
         assert!(
             ["running", "degraded"].contains(&out.field(key).as_str()),
             "systemctl outside does not reach the container's manager\n{out}"
         );
     }
     assert_eq!(out.field("loginctl"), "0", "{out}");
+    assert_eq!(out.field("busctl"), "0", "{out}");
+    assert_ne!(out.field("journal"), "0", "{out}");
+    // systemd-run --pipe hands systemd its stdio as descriptors: they cross the relay.
+    assert_eq!(out.field("pipe"), "relayed", "{out}");
     assert!(out.stdout.contains("ok 100000"), "{out}");
+    // Inside, root's systemctl still has systemd's private socket (it works before the
+    // bus does, in early boot and in package scripts).
+    let session = wsl.session(
+        "root",
+        "echo private=$(test -S /run/systemd/private && echo socket) \
+         covered=$(findmnt -n /run/systemd/private | wc -l) \
+         state=$(systemctl is-system-running)",
+    );
+    assert_eq!(session.field("private"), "socket", "{session}");
+    assert_eq!(session.field("covered"), "0", "{session}");
+    assert!(
+        ["running", "degraded"].contains(&session.field("state").as_str()),
+        "{session}"
+    );
+
+    // systemd makes its private socket anew when it re-executes (an upgrade of systemd):
+    // root's systemctl outside still reaches it once the keeper has seen that.
+    wsl.session("root", "systemctl daemon-reexec").success();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let out = outside(&wsl, "systemctl is-system-running; true");
+        if ["running", "degraded"].contains(&out.stdout.trim()) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "root's systemctl outside fails after a daemon-reexec\n{out}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 
     // After the stop: none of systemd's state in /run, so outside nothing thinks it runs;
     // what outside tools made stays.
@@ -142,8 +183,12 @@ fn one_run_inside_and_outside() {
         sb.path("/run/docker.sock").symlink_metadata().is_ok(),
         "the link outside was removed"
     );
-    let out = outside(&wsl, "systemctl is-system-running; true");
-    assert_eq!(out.stdout.trim(), "offline", "{out}");
+    let out = outside(
+        &wsl,
+        "systemctl is-system-running; echo mounted=$(findmnt -n /run/systemd/private | wc -l)",
+    );
+    assert_eq!(out.stdout.lines().next(), Some("offline"), "{out}");
+    assert_eq!(out.field("mounted"), "0", "{out}");
 }
 
 /// /tmp: with the distro's /tmp (Debian 12), a session and `wsl -e` see each other's files;
@@ -175,4 +220,39 @@ fn what_sessions_and_wsl_e_see_of_each_others_tmp() {
     let expected = if own_tmpfs { "none" } else { "from-outside" };
     assert_eq!(session.field("seen"), expected, "{session}");
     wsl.sandbox.run(&[INSTALLED, "stop"]).success();
+}
+
+/// `systemctl poweroff` in a session: the container's keeper cleans up after it as a stop
+/// would, so outside nothing thinks a systemd runs, and the next session boots afresh.
+#[test]
+fn a_poweroff_from_inside_leaves_run_clean() {
+    let Some(wsl) = start("a_poweroff_from_inside_leaves_run_clean") else {
+        return;
+    };
+    let sb = &wsl.sandbox;
+    let first = wsl.session("distrod", "echo pid1=$(cat /proc/1/comm)");
+    assert_eq!(first.field("pid1"), "systemd", "{first}");
+    // The session goes down with the container; how it ends is not the point.
+    let _ = wsl.session("root", "systemctl poweroff; sleep 30");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let out = outside(
+            &wsl,
+            "echo left=$(ls -A /run/systemd /run/nologin /run/distrod/state.json 2>/dev/null \
+             | wc -l) mounted=$(findmnt -n /run/systemd/private | wc -l)",
+        );
+        if out.field("left") == "0" && out.field("mounted") == "0" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "systemd's state is still in /run after the poweroff\n{out}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let out = outside(&wsl, "systemctl is-system-running; true");
+    assert_eq!(out.stdout.trim(), "offline", "{out}");
+    let again = wsl.session("distrod", "echo pid1=$(cat /proc/1/comm)");
+    assert_eq!(again.field("pid1"), "systemd", "{again}");
+    sb.run(&[INSTALLED, "stop"]).success();
 }

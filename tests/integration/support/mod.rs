@@ -433,3 +433,15 @@ pub fn skip_or_fail(reason: &str) -> bool {
     eprintln!("skipping: {reason}");
     false
 }
+
+/// Whether a mountinfo line is the one mount distrod makes in the distro's own mount
+/// namespace while the container runs (src/linux/privbus.rs): the relay's socket bound over
+/// systemd's private socket. Tests that check that nothing else changes outside leave it
+/// out of the tables they compare.
+pub fn is_relay_cover(mountinfo_line: &str) -> bool {
+    let mut f = mountinfo_line.split(' ');
+    matches!(
+        (f.nth(3), f.next()),
+        (Some(root), Some("/run/systemd/private")) if root.ends_with("/distrod/systemd-private")
+    )
+}
