@@ -342,8 +342,14 @@ pub struct DistroInstallArgs {
     pub yes: bool,
 
     /// Also start the distro at logon (`distrod.exe autostart enable`).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "without_systemd")]
     pub autostart: bool,
+
+    /// Install the distro as it is, without distrod's systemd: for an image that has no
+    /// systemd (Alpine, Void, Devuan, ...), which is otherwise refused before anything is
+    /// registered. The user is created; sessions run as in any WSL distro.
+    #[arg(long)]
+    pub without_systemd: bool,
 
     #[command(flatten)]
     pub server: ServerArgs,
@@ -542,6 +548,12 @@ pub struct PackArgs {
     /// The distribution's default name when it is installed (default: from the image).
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
+
+    /// Pack the distro as it is, without distrod's systemd: for an image that has no systemd
+    /// (Alpine, Void, Devuan, ...), which is otherwise refused. Its first start creates the
+    /// user and does not enable distrod.
+    #[arg(long)]
+    pub without_systemd: bool,
 }
 
 /// Where a root filesystem comes from: an image of the server, or a file or URL.

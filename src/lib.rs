@@ -9,6 +9,7 @@ pub mod config;
 pub mod embedded;
 pub mod fsutil;
 pub mod image;
+pub mod initsys;
 pub mod interrupt;
 #[cfg(target_os = "linux")]
 pub mod linux;

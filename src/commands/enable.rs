@@ -24,6 +24,7 @@ pub fn enable(args: &EnableArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     if let Some(why) = hook::native_systemd() {
         bail!("{why}");
     }
+    refuse_without_systemd(root)?;
     // Checked before anything is changed.
     let config = config::load()?;
     let write_config = dns_config(&config, &args.dns)?;
@@ -93,6 +94,15 @@ pub fn enable(args: &EnableArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
          CMD` still runs outside; `distrod disable` undoes this"
     ));
     Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses a distro whose tree would not boot systemd in the container (`initsys`), before
+/// anything is changed: every session would otherwise run outside, after an error.
+pub fn refuse_without_systemd(root: &Path) -> anyhow::Result<()> {
+    if let Err(no) = crate::initsys::check_dir(root) {
+        bail!("cannot enable distrod in this distro: {no}; nothing was changed");
+    }
+    Ok(())
 }
 
 /// `--dns`: a new /etc/distrod.toml holding it, unless one exists (then its `dns` must

@@ -12,6 +12,10 @@ use crate::ui::Ui;
 
 pub fn run(args: &FirstbootArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     linux::require_root("firstboot")?;
+    if !args.no_enable {
+        // Before the user is made: nothing changes in a distro that cannot be enabled.
+        super::enable::refuse_without_systemd(std::path::Path::new("/"))?;
+    }
     let terminal = std::io::stdin().is_terminal();
     let name = match &args.user {
         Some(u) => {

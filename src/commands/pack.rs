@@ -3,7 +3,10 @@
 //! and an /etc/wsl-distribution.conf whose first-start command, /usr/lib/wsl/distrod-oobe.sh,
 //! runs `distrod firstboot` with the uid WSL then logs in as (`oobe.defaultUid`: the first
 //! free uid of the image, chosen as its /etc/passwd streams past; see `image::repack`).
-//! Written beside `--out` and renamed into place once the checksum is proven.
+//! Written beside `--out` and renamed into place once the checksum is proven, and once the
+//! image is known to boot systemd in distrod's container (`initsys`, read off its entries as
+//! they stream past): an image without systemd is refused, with nothing left, unless
+//! `--without-systemd` asks for the plain distro (its first start then does not enable).
 
 use std::io::{self, BufWriter};
 use std::process::ExitCode;
@@ -47,7 +50,10 @@ pub fn run(args: &PackArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     let extras = Extras {
         distrod: &binary,
         windows_exe: windows_exe.as_deref(),
-        wsl_package: Some(WslPackage { default_name: name }),
+        wsl_package: Some(WslPackage {
+            default_name: name,
+            enable: !args.without_systemd,
+        }),
     };
     let tmp = fsutil::StagedFile::beside(&args.out)?;
     let (finished, report) = fetch(&candidates, &http, ui, |decoder| {
@@ -65,11 +71,24 @@ pub fn run(args: &PackArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         file.sync_all().context("cannot write the package")?;
         Ok::<_, anyhow::Error>(report)
     })?;
+    if let (Some(no), false) = (&report.no_systemd, args.without_systemd) {
+        // The staged file goes with `tmp`: nothing is left.
+        bail!(
+            "not packing {what}: the image has {no}; choose an image with systemd, or pack it \
+             as a plain distro with --without-systemd"
+        );
+    }
     let out = tmp.commit()?;
     if let Some(uid) = report.default_uid {
         ui.status(format!(
             "Its first start creates the user WSL logs in as with uid {uid} \
-             (the first free one of the image)"
+             (the first free one of the image){}",
+            if args.without_systemd {
+                "; distrod is not enabled in it (--without-systemd): its sessions run \
+                 without systemd"
+            } else {
+                ""
+            }
         ));
     }
     ui.status(format!(

@@ -479,6 +479,63 @@ impl fmt::Display for ImageSpec {
     }
 }
 
+/// The images known to have no systemd: (distro as the catalog spells it, the product key's
+/// first field; the variant, or `None` for every variant; the init they use instead).
+/// distrod runs a distro's own systemd, so these cannot be offered as distrod distros. This
+/// is data, not a rule derived from the image: the catalog says nothing about the init, and
+/// a root filesystem is known only once downloaded. Only distros known for sure are listed;
+/// any other is assumed to have systemd, and [`CATALOG_DISTROS`] keeps the names honest.
+pub const WITHOUT_SYSTEMD: &[(&str, Option<&str>, &str)] = &[
+    ("alpine", None, "OpenRC"),
+    ("busybox", None, "BusyBox init"),
+    ("devuan", None, "sysvinit"),
+    // Gentoo's `systemd` variant has systemd.
+    ("gentoo", Some("openrc"), "OpenRC"),
+    ("openwrt", None, "procd"),
+    ("slackware", None, "BSD-style init"),
+    ("voidlinux", None, "runit"),
+];
+
+/// The init of the `distro` (any case) and `variant` pair when [`WITHOUT_SYSTEMD`] knows it
+/// has no systemd; `None` when it has, or is not known not to.
+pub fn init_without_systemd(distro: &str, variant: &str) -> Option<&'static str> {
+    WITHOUT_SYSTEMD
+        .iter()
+        .find(|(d, v, _)| {
+            d.eq_ignore_ascii_case(distro) && v.is_none_or(|v| v.eq_ignore_ascii_case(variant))
+        })
+        .map(|(_, _, init)| *init)
+}
+
+/// The distro names the catalog of images.linuxcontainers.org carries (as of 2026). Kept so
+/// that [`WITHOUT_SYSTEMD`] is tested against the names the server really uses, without the
+/// network: an entry misspelt, or for a distro the server dropped, would silently match
+/// nothing.
+pub const CATALOG_DISTROS: &[&str] = &[
+    "almalinux",
+    "alpine",
+    "alt",
+    "amazonlinux",
+    "archlinux",
+    "busybox",
+    "centos",
+    "debian",
+    "devuan",
+    "fedora",
+    "gentoo",
+    "kali",
+    "mint",
+    "openeuler",
+    "opensuse",
+    "openwrt",
+    "oracle",
+    "plamo",
+    "rockylinux",
+    "slackware",
+    "ubuntu",
+    "voidlinux",
+];
+
 /// The host's architecture in the image server's (Debian's) naming.
 pub fn host_arch() -> &'static str {
     debian_arch(std::env::consts::ARCH)
@@ -736,6 +793,26 @@ mod tests {
             "ubuntu::cloud".parse::<ImageSpec>().unwrap().to_string(),
             "ubuntu::cloud"
         );
+    }
+
+    #[test]
+    fn distros_without_systemd_are_catalog_names() {
+        for (distro, _, _) in WITHOUT_SYSTEMD {
+            assert!(CATALOG_DISTROS.contains(distro), "{distro}");
+        }
+    }
+
+    #[test]
+    fn init_without_systemd_by_distro_and_variant() {
+        assert_eq!(init_without_systemd("gentoo", "openrc"), Some("OpenRC"));
+        assert_eq!(init_without_systemd("gentoo", "systemd"), None);
+        for distro in ["alpine", "Alpine", "ALPINE"] {
+            for variant in ["default", "cloud"] {
+                assert_eq!(init_without_systemd(distro, variant), Some("OpenRC"));
+            }
+        }
+        assert_eq!(init_without_systemd("voidlinux", "default"), Some("runit"));
+        assert_eq!(init_without_systemd("debian", "default"), None);
     }
 
     #[test]

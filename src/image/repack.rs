@@ -69,6 +69,10 @@ const PASSWD: &str = "etc/passwd";
 const LOGIN_DEFS: &str = "etc/login.defs";
 /// Larger is not an account database: refused rather than held in memory.
 const MAX_READ_FILE: u64 = 16 * 1024 * 1024;
+/// Where the distro says what it is: for the hint of how it gets systemd.
+const OS_RELEASE: [&str; 2] = ["etc/os-release", "usr/lib/os-release"];
+/// Larger os-release files are not read (the hint is then the generic one).
+const MAX_OS_RELEASE: u64 = 64 * 1024;
 
 /// Setuid root: the login-shell hook must enter the container as root.
 const BINARY_MODE: u32 = 0o4755;
@@ -105,6 +109,9 @@ pub struct Extras<'a> {
 pub struct WslPackage {
     /// `oobe.defaultName`: the name WSL proposes when the package is installed.
     pub default_name: String,
+    /// The first start enables distrod (sessions enter systemd); false for a plain distro
+    /// (`pack --without-systemd`), where it only creates the user.
+    pub enable: bool,
 }
 
 /// What [`repack`] did.
@@ -120,6 +127,9 @@ pub struct Report {
     /// For a `.wsl` package: the uid its first start gives the user it creates
     /// (`oobe.defaultUid`).
     pub default_uid: Option<u32>,
+    /// Why the image would not boot systemd in distrod's container ([`crate::initsys`]),
+    /// from its entries as they streamed past; None: it would.
+    pub no_systemd: Option<crate::initsys::NoSystemd>,
 }
 
 /// How [`repack_to_file`] compresses.
@@ -200,7 +210,17 @@ pub fn wsl_distribution_conf(oobe_command: &str, default_uid: u32, default_name:
 /// terminal, created with `uid`, the `oobe.defaultUid` WSL logs in as next; then
 /// `enable`). Arguments are passed on, for whoever runs it by hand (`--user NAME
 /// --password-stdin`).
-pub fn oobe_script(uid: u32) -> String {
+pub fn oobe_script(uid: u32, enable: bool) -> String {
+    if !enable {
+        return format!(
+            "#!/bin/sh\n\
+             # Written by distrod: this distro's first start (oobe.command of\n\
+             # /etc/wsl-distribution.conf, run by WSL as root). It creates the user WSL logs\n\
+             # in as, with the uid of oobe.defaultUid. distrod is not enabled: this is a\n\
+             # plain distro (packed with --without-systemd).\n\
+             exec /{DISTROD_BINARY} firstboot --uid {uid} --no-enable \"$@\"\n"
+        );
+    }
     format!(
         "#!/bin/sh\n\
          # Written by distrod: this distro's first start (oobe.command of\n\
@@ -234,6 +254,7 @@ pub fn repack(
         wsl_package: extras.wsl_package.is_some(),
         watched: watched_dirs(extras),
         read: Vec::new(),
+        inits: Default::default(),
         report: Report::default(),
     };
 
@@ -250,6 +271,7 @@ pub fn repack(
         return Err(e);
     }
 
+    repacker.report.no_systemd = repacker.no_systemd();
     let Repacker {
         builder,
         mut report,
@@ -315,8 +337,11 @@ struct Repacker<'a, W: Write> {
     /// The parents of the extras that the input may already have (`opt`, `etc`, ...), with
     /// what the input last said about each: its entry name and whether it is a directory.
     watched: Vec<Watched>,
-    /// The last entry of [`PASSWD`] and of [`LOGIN_DEFS`] (for a package).
+    /// The last entry of [`PASSWD`] and of [`LOGIN_DEFS`] (for a package), and of the
+    /// os-release files.
     read: Vec<ReadFile>,
+    /// What the input's entries say about its init ([`crate::initsys`]).
+    inits: crate::initsys::TarIndex,
     report: Report,
 }
 
@@ -421,9 +446,29 @@ impl<W: Write> Repacker<'_, W> {
         {
             w.seen = Some((name.to_owned(), is_dir));
         }
+        if let Ok(at) = std::str::from_utf8(&joined) {
+            let link_text = || String::from_utf8_lossy(link.as_deref().unwrap_or_default());
+            match kind {
+                EntryType::Symlink => self.inits.symlink(at, &link_text()),
+                EntryType::Regular
+                | EntryType::Continuous
+                | EntryType::GNUSparse
+                | EntryType::Link
+                    if !is_dir =>
+                {
+                    self.inits.file(at, header.mode().unwrap_or(0))
+                }
+                _ => self.inits.other(at),
+            }
+        }
         let read = [PASSWD, LOGIN_DEFS]
             .into_iter()
-            .find(|p| self.wsl_package && p.as_bytes() == joined);
+            .find(|p| self.wsl_package && p.as_bytes() == joined)
+            .or_else(|| {
+                OS_RELEASE
+                    .into_iter()
+                    .find(|p| p.as_bytes() == joined && size <= MAX_OS_RELEASE)
+            });
 
         let mut size = size;
         let mut drop_pax_size = false;
@@ -575,6 +620,20 @@ impl<W: Write> Repacker<'_, W> {
         Ok(())
     }
 
+    /// Why the input would not boot systemd, if so; with the hint of its os-release (the
+    /// one at `etc/`, else the one at `usr/lib/`; `etc/os-release` is usually a link).
+    fn no_systemd(&self) -> Option<crate::initsys::NoSystemd> {
+        let missing = crate::initsys::check(&self.inits).err()?;
+        let text = OS_RELEASE.iter().find_map(|p| {
+            let r = self.read.iter().find(|r| r.path == *p)?;
+            Some(String::from_utf8_lossy(r.data.as_deref()?).into_owned())
+        });
+        Some(crate::initsys::NoSystemd {
+            missing,
+            hint: crate::initsys::hint(text.as_deref()),
+        })
+    }
+
     /// The uid a package's first start gives its user, from what the input had at
     /// [`PASSWD`] and [`LOGIN_DEFS`].
     fn default_uid(&self) -> Result<u32, RepackError> {
@@ -622,7 +681,7 @@ impl<W: Write> Repacker<'_, W> {
                 self.report.default_uid = Some(uid);
                 let command = format!("/{OOBE_SCRIPT}");
                 Some((
-                    oobe_script(uid),
+                    oobe_script(uid, p.enable),
                     wsl_distribution_conf(&command, uid, &p.default_name),
                 ))
             }
@@ -1187,6 +1246,7 @@ mod tests {
             windows_exe: None,
             wsl_package: wsl_package.then(|| WslPackage {
                 default_name: "Distrod".into(),
+                enable: true,
             }),
         }
     }
@@ -1276,7 +1336,7 @@ mod tests {
         );
         let script = find(OOBE_SCRIPT);
         assert_eq!((script.kind(), script.mode()), (EntryType::Regular, 0o755));
-        assert_eq!(script.data, oobe_script(1001).as_bytes());
+        assert_eq!(script.data, oobe_script(1001, true).as_bytes());
         // `opt` and `etc` were in the input: not added again.
         assert_eq!(
             after
@@ -1826,7 +1886,10 @@ mod tests {
                 .contains("[oobe]\ncommand = /usr/lib/wsl/distrod-oobe.sh\ndefaultUid = 1001\n")
         );
         let script = dir.path().join(OOBE_SCRIPT);
-        assert_eq!(fs::read(&script).unwrap(), oobe_script(1001).as_bytes());
+        assert_eq!(
+            fs::read(&script).unwrap(),
+            oobe_script(1001, true).as_bytes()
+        );
         assert_eq!(
             fs::metadata(&script).unwrap().permissions().mode() & 0o7777,
             0o755
@@ -1987,7 +2050,7 @@ mod tests {
         assert_eq!(count("usr/lib/wsl"), 1, "not added again");
         assert_eq!(count("usr/lib/wsl/theirs.ico"), 1);
         assert_eq!(count(OOBE_SCRIPT), 1);
-        assert_eq!(first_start(&out).0.unwrap(), oobe_script(1000));
+        assert_eq!(first_start(&out).0.unwrap(), oobe_script(1000, true));
 
         for dir in ["usr", "usr/lib", "usr/lib/wsl"] {
             let input = tar_of(|t| {
@@ -2000,5 +2063,72 @@ mod tests {
             );
             repack_vec(&input, &extras(false)).unwrap();
         }
+    }
+
+    /// Whether the image boots systemd is read off its entries as they stream past: an
+    /// Alpine-like image (busybox as /sbin/init) is found out, with its os-release's hint;
+    /// a Debian-like one (merged /usr, /sbin/init a link to systemd) is fine; the package
+    /// of a plain distro does not enable distrod at its first start.
+    #[test]
+    fn the_init_of_the_image_is_read_as_it_streams() {
+        let mut alpine = Tar::new();
+        alpine
+            .dir("etc", 0o755)
+            .file(
+                "etc/os-release",
+                0o644,
+                b"NAME=\"Alpine Linux\"\nID=alpine\n",
+            )
+            .dir("bin", 0o755)
+            .file("bin/busybox", 0o755, b"\x7fELF")
+            .dir("sbin", 0o755)
+            .link(EntryType::Symlink, "sbin/init", "/bin/busybox");
+        let (_, report) = repack_vec(&alpine.bytes(), &extras(false)).unwrap();
+        let no = report.no_systemd.expect("alpine has no systemd");
+        assert_eq!(
+            no.missing,
+            crate::initsys::Missing::OtherInit("bin/busybox".into())
+        );
+        assert!(no.to_string().contains("OpenRC"), "{no}");
+
+        let debian = |with_systemd: bool| {
+            let mut t = Tar::new();
+            t.link(EntryType::Symlink, "lib", "usr/lib")
+                .link(EntryType::Symlink, "sbin", "usr/sbin")
+                .dir("usr", 0o755)
+                .dir("usr/lib", 0o755)
+                .file("usr/lib/os-release", 0o644, b"ID=debian\n")
+                .dir("usr/lib/systemd", 0o755);
+            if with_systemd {
+                t.file("usr/lib/systemd/systemd", 0o755, b"\x7fELF");
+            }
+            t.dir("usr/sbin", 0o755)
+                .link(
+                    EntryType::Symlink,
+                    "usr/sbin/init",
+                    "../lib/systemd/systemd",
+                )
+                .dir("etc", 0o755)
+                .link(
+                    EntryType::Symlink,
+                    "etc/os-release",
+                    "../usr/lib/os-release",
+                );
+            t.bytes()
+        };
+        let (_, report) = repack_vec(&debian(true), &extras(true)).unwrap();
+        assert_eq!(report.no_systemd, None);
+        // Without systemd: the hint comes from usr/lib/os-release (etc's is a link).
+        let (_, report) = repack_vec(&debian(false), &extras(false)).unwrap();
+        let no = report.no_systemd.expect("no systemd");
+        assert_eq!(no.missing, crate::initsys::Missing::NoSystemd);
+        assert!(no.hint.contains("apt install systemd-sysv"), "{no}");
+
+        let plain = oobe_script(1000, false);
+        assert!(
+            plain.contains("firstboot --uid 1000 --no-enable"),
+            "{plain}"
+        );
+        assert!(!oobe_script(1000, true).contains("--no-enable"));
     }
 }

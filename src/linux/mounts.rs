@@ -711,14 +711,6 @@ pub fn apply(steps: &[Step], held: &HeldFds) -> Result<()> {
     Ok(())
 }
 
-/// systemd's argv candidates, in order: /sbin/init is what the distro chose (it may be a
-/// symlink to systemd or something else); the others cover distros without systemd-sysv.
-pub const INIT_CANDIDATES: [&str; 3] = [
-    "/sbin/init",
-    "/lib/systemd/systemd",
-    "/usr/lib/systemd/systemd",
-];
-
 /// systemd's whole environment: `container=` tells it it is in a container (no
 /// hardware, no kernel tuning), NOTIFY_SOCKET where to report READY=1.
 pub fn init_env() -> Vec<CString> {

@@ -71,8 +71,10 @@ pub fn reset_signals() {
 fn exec_init() -> super::Error {
     let env = mounts::init_env();
     let mut last = Errno::ENOENT;
-    for path in mounts::INIT_CANDIDATES {
-        let init = CString::new(path).expect("no NUL");
+    // What `enable` checked the tree against (`initsys`), in the same order.
+    let candidates = crate::initsys::INIT_CANDIDATES.map(|p| format!("/{p}"));
+    for path in &candidates {
+        let init = CString::new(path.as_str()).expect("no NUL");
         match nix::unistd::execve(&init, &[&init], &env) {
             Err(Errno::ENOENT) => continue,
             Err(e) => {
@@ -84,7 +86,7 @@ fn exec_init() -> super::Error {
     super::Error::Sys {
         what: format!(
             "cannot start systemd: none of {} could be executed",
-            mounts::INIT_CANDIDATES.join(", ")
+            candidates.join(", ")
         ),
         source: last,
     }

@@ -823,7 +823,24 @@ fn assert_runs_a_copy_of_the_exe(wine: &Wine, data: &str) {
 fn the_wizard_on_a_terminal_installs() {
     let Some(wine) = wine() else { return };
     let fake = FakeWsl::new();
-    let served = serve("bookworm");
+    let spec_tar = RootfsSpec::distro("bookworm").tar();
+    let debian = Product::numbered("debian", "bookworm", "12", host_arch(), "default")
+        .build(BUILD, &archive::xz(&spec_tar));
+    // An image without systemd: left out of the list, with a line that says so.
+    let alpine = Product::numbered("alpine", "3.22", "3.22", host_arch(), "default").build(
+        BUILD,
+        &archive::xz(&RootfsSpec::distro_without_systemd("alpine").tar()),
+    );
+    let server = Server::start();
+    Catalog::new()
+        .with(debian.clone())
+        .with(alpine)
+        .publish(&server);
+    let served = Served {
+        server,
+        spec_tar,
+        rootfs_path: debian.rootfs_path(BUILD),
+    };
     let location: PathBuf = fake.locations.join("Wizard");
     let wait = Duration::from_secs(60);
     let mut pty = wine
@@ -832,6 +849,8 @@ fn the_wizard_on_a_terminal_installs() {
         // The wizard has no --cache; the prefix's default cache is shared by every run.
         .env("DISTROD_CACHE_DIR", win_path(&fake.cache))
         .spawn_on_pty();
+    pty.expect("Not listed, having no systemd", wait);
+    pty.expect("Alpine (OpenRC)", wait);
     pty.expect("Image to install", wait);
     pty.expect("Debian bookworm", wait);
     pty.send(b"\r");
@@ -983,4 +1002,78 @@ fn pack_writes_a_wsl_package_that_sets_itself_up_on_first_start() {
     assert!(error_lower(&again).contains("exists"), "{again}");
     assert_eq!(fs::read(&out).unwrap(), gz);
     assert_eq!(list_dir(out_dir.path()), ["Debian.wsl"]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Images without systemd (src/initsys.rs)
+
+/// `install` of an image without systemd: refused with the reason and the way out before
+/// anything is registered, nothing left; `--without-systemd` installs the plain distro,
+/// whose first-boot setup creates the user without enabling distrod, and says so.
+#[test]
+fn an_image_without_systemd_is_refused_unless_installed_plain() {
+    let Some(wine) = wine() else { return };
+    let fake = FakeWsl::new();
+    let served = serve_spec(RootfsSpec::distro_without_systemd("nosystemd"));
+    let location = fake.locations.join("Plain");
+    let output = install(wine, &fake, &served, "Plain", &location).run();
+    output.failure();
+    let error = output.error_text();
+    for needle in [
+        "no systemd",
+        "/usr/lib/systemd/systemd",
+        "--without-systemd",
+    ] {
+        assert!(
+            error.contains(needle),
+            "{needle:?} not in the error\n{output}"
+        );
+    }
+    assert_calls(&fake, &[registered_query("Plain")], &output);
+    assert_nothing_left(&fake, &output);
+
+    let output = install(wine, &fake, &served, "Plain", &location)
+        .arg("--without-systemd")
+        .run();
+    output.success();
+    assert_calls(
+        &fake,
+        &[
+            registered_query("Plain"),
+            registered_query("Plain"),
+            import_call("Plain", &location),
+            format!("{} --no-enable", firstboot_call("Plain")),
+            "WslGetDistributionConfiguration Plain".to_owned(),
+            "WslConfigureDistribution Plain 1000 7".to_owned(),
+        ],
+        &output,
+    );
+    assert!(
+        output.stderr.contains("not enabled in Plain"),
+        "the closing message does not say so\n{output}"
+    );
+}
+
+/// `pack` of an image without systemd under Wine: refused, no file left.
+#[test]
+fn pack_refuses_an_image_without_systemd() {
+    let Some(wine) = wine() else {
+        return;
+    };
+    let fake = FakeWsl::new();
+    let served = serve_spec(RootfsSpec::distro_without_systemd("nosystemd"));
+    let out_dir = tempfile::tempdir().expect("a directory for the package");
+    let out = out_dir.path().join("Debian.wsl");
+    let output = wine
+        .distrod(&fake)
+        .args(["pack", "debian:bookworm", "--out", &win_path(&out)])
+        .args(["--server", &served.server.url()])
+        .args(["--cache", &win_path(&fake.cache)])
+        .run();
+    output.failure();
+    assert!(
+        output.error_text().contains("--without-systemd"),
+        "{output}"
+    );
+    assert!(list_dir(out_dir.path()).is_empty(), "{output}");
 }

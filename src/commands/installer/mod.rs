@@ -20,7 +20,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 
 use crate::account;
-use crate::image::catalog::{Catalog, Product, debian_arch};
+use crate::image::catalog::{
+    Catalog, ImageSpec, Product, WITHOUT_SYSTEMD, debian_arch, init_without_systemd,
+};
 use crate::image::repack::DISTROD_BINARY;
 use crate::interrupt;
 use crate::ui::Ui;
@@ -44,6 +46,9 @@ pub struct Plan {
     pub password: String,
     /// Start the distro at logon.
     pub autostart: bool,
+    /// Enable distrod (sessions enter systemd); false for a plain distro
+    /// (`--without-systemd`), where the first-boot setup only creates the user.
+    pub systemd: bool,
 }
 
 impl std::fmt::Debug for Plan {
@@ -54,6 +59,7 @@ impl std::fmt::Debug for Plan {
             .field("user", &self.user)
             .field("password", &"<hidden>")
             .field("autostart", &self.autostart)
+            .field("systemd", &self.systemd)
             .finish()
     }
 }
@@ -244,7 +250,11 @@ fn steps(
     undo.tarball = None;
     checkpoint()?;
 
-    ui.status(format!("Setting up the user {} and systemd", plan.user));
+    ui.status(if plan.systemd {
+        format!("Setting up the user {} and systemd", plan.user)
+    } else {
+        format!("Setting up the user {}", plan.user)
+    });
     let uid = firstboot(undo.wsl, plan)?;
     checkpoint()?;
     undo.wsl.set_default_user(&plan.name, uid)?;
@@ -258,10 +268,10 @@ fn steps(
 }
 
 /// `distrod firstboot` inside, as root, with the password on its standard input; the uid
-/// it prints.
+/// it prints. A plain distro's (`--no-enable`) only creates the user.
 fn firstboot(wsl: &dyn Wsl, plan: &Plan) -> anyhow::Result<u32> {
     let binary = format!("/{DISTROD_BINARY}");
-    let command = [
+    let mut command = vec![
         binary.as_str(),
         "firstboot",
         "--user",
@@ -269,6 +279,9 @@ fn firstboot(wsl: &dyn Wsl, plan: &Plan) -> anyhow::Result<u32> {
         "--password-stdin",
         "--print-uid",
     ];
+    if !plan.systemd {
+        command.push("--no-enable");
+    }
     let stdin = format!("{}\n", plan.password);
     let out = wsl.run(&plan.name, Some("root"), &command, Some(stdin.as_bytes()))?;
     if !out.success() {
@@ -402,46 +415,118 @@ pub struct Choice {
     pub label: String,
 }
 
-/// The images the wizard offers for `arch`, in `default` variants: the current Debian
-/// stable and Ubuntu LTS first (what `distrod create debian` and `ubuntu` pick), then every
-/// other distro's releases, newest first.
-pub fn choices(catalog: &Catalog, arch: &str) -> Vec<Choice> {
+/// The wizard's image list, and what it leaves out (so that it can say why a distro the
+/// server has is missing from the list).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Choices {
+    /// The images offered, in the order shown.
+    pub offered: Vec<Choice>,
+    /// One label per distro left out for having no systemd, sorted: `Alpine (OpenRC)`, or
+    /// `Gentoo openrc (OpenRC)` when only that variant has none.
+    pub left_out: Vec<String>,
+}
+
+/// The images the wizard offers for `arch`: the current Debian stable and Ubuntu LTS first
+/// (what `distrod create debian` and `ubuntu` pick), then every other distro's releases,
+/// newest first. A release is offered in its `default` variant, or in each of its variants
+/// when it has none (Gentoo has `openrc` and `systemd`). Images known to have no systemd
+/// (see [`init_without_systemd`]) are left out: distrod runs the distro's own systemd, so
+/// an install of one would be refused only after the download.
+pub fn choices(catalog: &Catalog, arch: &str) -> Choices {
     let arch = debian_arch(arch);
-    let mut out: Vec<Choice> = Vec::new();
+    let mut offered: Vec<Choice> = Vec::new();
+    let mut left_out: Vec<String> = Vec::new();
+    let mut has_systemd = |p: &Product| match init_without_systemd(&p.distro, &p.variant) {
+        Some(init) => {
+            left_out.push(left_out_label(p, init));
+            false
+        }
+        None => true,
+    };
     for distro in ["debian", "ubuntu"] {
-        let spec = crate::image::catalog::ImageSpec {
+        let spec = ImageSpec {
             distro: distro.into(),
             release: None,
             variant: None,
         };
-        if let Ok(p) = catalog.select(&spec, arch) {
-            out.push(choice(p, true));
+        if let Ok(p) = catalog.select(&spec, arch)
+            && has_systemd(p)
+        {
+            offered.push(choice(p, true));
         }
     }
-    let mut rest: Vec<&Product> = catalog
-        .filter(arch, None, None, Some("default"))
+    let for_arch: Vec<&Product> = catalog.filter(arch, None, None, None).collect();
+    let is_default = |p: &Product| p.variant.eq_ignore_ascii_case("default");
+    let has_default = |p: &Product| {
+        for_arch
+            .iter()
+            .any(|q| q.distro == p.distro && q.release == p.release && is_default(q))
+    };
+    let mut rest: Vec<&Product> = for_arch
+        .iter()
+        .copied()
+        .filter(|p| is_default(p) || !has_default(p))
         .filter(|p| {
-            !out.iter()
+            !offered
+                .iter()
                 .any(|c| c.distro == p.distro && c.release == p.release)
         })
+        .filter(|p| has_systemd(p))
         .collect();
     rest.sort_by(|a, b| {
         a.distro.cmp(&b.distro).then_with(|| {
             let va = a.version_number();
             let vb = b.version_number();
-            vb.cmp(&va).then_with(|| a.release.cmp(&b.release))
+            vb.cmp(&va)
+                .then_with(|| a.release.cmp(&b.release))
+                .then_with(|| a.variant.cmp(&b.variant))
         })
     });
-    out.extend(rest.into_iter().map(|p| choice(p, false)));
-    out
+    offered.extend(rest.into_iter().map(|p| choice(p, false)));
+    left_out.sort_unstable();
+    left_out.dedup();
+    Choices { offered, left_out }
+}
+
+/// The line the wizard prints before it asks for an image, when [`choices`] left images
+/// out: a distro the server has should not go missing without a word, and one can still be
+/// installed, without distrod's systemd. `None` when nothing was left out.
+pub fn left_out_line(left_out: &[String]) -> Option<String> {
+    if left_out.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "Not listed, having no systemd (distrod needs it): {}. Install one as a plain distro \
+         with --distro NAME --without-systemd.",
+        left_out.join(", ")
+    ))
+}
+
+/// How [`Choices::left_out`] names a product left out: by its distro, with the variant when
+/// only that variant has no systemd, so as not to say that of a distro that has a systemd
+/// variant (Gentoo).
+fn left_out_label(p: &Product, init: &str) -> String {
+    let whole_distro = WITHOUT_SYSTEMD
+        .iter()
+        .any(|(d, v, _)| v.is_none() && d.eq_ignore_ascii_case(&p.distro));
+    if whole_distro {
+        format!("{} ({init})", title(&p.distro))
+    } else {
+        format!("{} {} ({init})", title(&p.distro), p.variant)
+    }
+}
+
+/// A distro name as the list shows it: `debian` → `Debian`.
+fn title(distro: &str) -> String {
+    let mut title = distro.to_string();
+    if let Some(first) = title.get_mut(..1) {
+        first.make_ascii_uppercase();
+    }
+    title
 }
 
 fn choice(p: &Product, recommended: bool) -> Choice {
-    let mut distro = p.distro.clone();
-    if let Some(first) = distro.get_mut(..1) {
-        first.make_ascii_uppercase();
-    }
-    let mut label = format!("{distro} {}", p.release);
+    let mut label = format!("{} {}", title(&p.distro), p.release);
     // The release's number, as an alias spells it (`debian/13`, `ubuntu/24.04`).
     let number = p
         .aliases
@@ -456,6 +541,10 @@ fn choice(p: &Product, recommended: bool) -> Choice {
         .max_by_key(|r| r.len());
     if let Some(n) = number {
         label.push_str(&format!(" ({n})"));
+    }
+    // Offered only when the release has no `default` one, and then the one to tell apart.
+    if !p.variant.eq_ignore_ascii_case("default") {
+        label.push_str(&format!(", {} variant", p.variant));
     }
     if recommended {
         label.push_str("  [recommended]");

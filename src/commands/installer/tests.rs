@@ -47,6 +47,7 @@ fn plan(location: &Path) -> Plan {
         user: "alice".into(),
         password: "s3cret pw".into(),
         autostart: false,
+        systemd: true,
     }
 }
 
@@ -337,25 +338,84 @@ fn the_image_list_puts_debian_stable_and_ubuntu_lts_first() {
     }}"#;
     let catalog = Catalog::parse(json).unwrap();
     let list = choices(&catalog, "x86_64");
-    let keys: Vec<String> = list
-        .iter()
-        .map(|c| format!("{}:{}:{}", c.distro, c.release, c.variant))
-        .collect();
     assert_eq!(
-        keys,
+        keys(&list.offered),
         [
             "debian:trixie:default",
             "ubuntu:noble:default",
-            "alpine:3.22:default",
-            "alpine:3.21:default",
             "debian:bookworm:default",
             "debian:sid:default",
             "ubuntu:plucky:default",
         ]
     );
-    assert_eq!(list[0].label, "Debian trixie (13)  [recommended]");
-    assert_eq!(list[1].label, "Ubuntu noble (24.04)  [recommended]");
-    assert_eq!(list[2].label, "Alpine 3.22");
+    assert_eq!(list.offered[0].label, "Debian trixie (13)  [recommended]");
+    assert_eq!(list.offered[1].label, "Ubuntu noble (24.04)  [recommended]");
+    assert_eq!(list.offered[2].label, "Debian bookworm (12)");
+    // Alpine has no systemd: left out, and named once for both releases.
+    assert_eq!(list.left_out, ["Alpine (OpenRC)"]);
+}
+
+/// `distro:release:variant` of each choice, to compare lists in one assertion.
+fn keys(list: &[Choice]) -> Vec<String> {
+    list.iter()
+        .map(|c| format!("{}:{}:{}", c.distro, c.release, c.variant))
+        .collect()
+}
+
+/// A catalog with one build of a root filesystem for each `distro:release:arch:variant`
+/// key, the release's number (if any) as its alias, as the server spells them.
+fn catalog(products: &[&str]) -> Catalog {
+    let products: Vec<String> = products
+        .iter()
+        .map(|key| {
+            let p: Vec<&str> = key.split(':').collect();
+            format!(
+                r#""{key}":{{"aliases":"{d}/{r}","arch":"{a}","release":"{r}","release_title":"{r}","variant":"{v}","versions":{{"1":{{"items":{{"root.tar.xz":{{"ftype":"root.tar.xz","path":"{d}-{r}-{v}.tar.xz","sha256":"00","size":1}}}}}}}}}}"#,
+                d = p[0],
+                r = p[1],
+                a = p[2],
+                v = p[3],
+            )
+        })
+        .collect();
+    let json = format!(
+        r#"{{"format":"products:1.0","products":{{{}}}}}"#,
+        products.join(",")
+    );
+    Catalog::parse(json.as_bytes()).unwrap()
+}
+
+#[test]
+fn the_image_list_leaves_out_images_without_systemd_and_says_so() {
+    let catalog = catalog(&[
+        "alpine:3.22:amd64:default",
+        "alpine:3.22:amd64:cloud",
+        "debian:13:amd64:default",
+        "gentoo:current:amd64:openrc",
+        "gentoo:current:amd64:systemd",
+        "voidlinux:current:amd64:default",
+    ]);
+    let list = choices(&catalog, "amd64");
+    assert_eq!(
+        keys(&list.offered),
+        ["debian:13:default", "gentoo:current:systemd"]
+    );
+    assert_eq!(list.offered[1].label, "Gentoo current, systemd variant");
+    assert_eq!(
+        list.left_out,
+        [
+            "Alpine (OpenRC)",
+            "Gentoo openrc (OpenRC)",
+            "Voidlinux (runit)"
+        ]
+    );
+    let line = left_out_line(&list.left_out).unwrap();
+    assert!(
+        line.contains("Alpine (OpenRC), Gentoo openrc (OpenRC), Voidlinux (runit).")
+            && line.contains("--without-systemd"),
+        "{line}"
+    );
+    assert_eq!(left_out_line(&[]), None);
 }
 
 /// Ctrl-C between any two steps: the steps before it are undone.

@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 
 use super::{
     Autostart, Choice, DEFAULT_NAME, Plan, check_location, check_name, check_name_free, choices,
-    default_location, wizard,
+    default_location, left_out_line, wizard,
 };
 use crate::account;
 use crate::cli::{
@@ -58,6 +58,7 @@ pub fn wizard(ui: &Ui) -> anyhow::Result<ExitCode> {
         password_stdin: false,
         yes: false,
         autostart: false,
+        without_systemd: false,
         server: ServerArgs {
             server: std::env::var("DISTROD_IMAGE_SERVER")
                 .ok()
@@ -119,7 +120,11 @@ pub fn install(args: &DistroInstallArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         (None, None) if asking => {
             ui.status(format!("Reading the image list of {}", args.server.server));
             let catalog = fetch_catalog(&http, &args.server)?;
-            let list = choices(&catalog, &arch(&args.server));
+            let found = choices(&catalog, &arch(&args.server));
+            if let Some(line) = left_out_line(&found.left_out) {
+                ui.status(line);
+            }
+            let list = found.offered;
             if list.is_empty() {
                 bail!(
                     "the image server offers no image for {}",
@@ -228,6 +233,7 @@ pub fn install(args: &DistroInstallArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         user: user.clone(),
         password,
         autostart: args.autostart,
+        systemd: !args.without_systemd,
     };
     interrupt::install();
     let started = Instant::now();
@@ -239,7 +245,15 @@ pub fn install(args: &DistroInstallArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     };
     let installed = super::install_checked(&wsl, &RunKey, &plan, ui, |tarball| {
         ui.status(format!("Downloading {what}"));
-        build_tarball(tarball, &candidates, &http, ui, &extras)
+        let report = build_tarball(tarball, &candidates, &http, ui, &extras)?;
+        match (&report.no_systemd, plan.systemd) {
+            // Before anything is registered; the flow removes the tarball.
+            (Some(no), true) => bail!(
+                "not installing {what}: the image has {no}; choose an image with systemd, or \
+                 install it as a plain distro with --without-systemd"
+            ),
+            _ => Ok(()),
+        }
     })?;
     eprintln!(
         "\nInstalled {name} in {:.0} s. Start it with `wsl -d {name}`, or from Windows \
@@ -247,6 +261,12 @@ pub fn install(args: &DistroInstallArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         started.elapsed().as_secs_f64(),
         installed.uid
     );
+    if !plan.systemd {
+        eprintln!(
+            "distrod is not enabled in {name} (--without-systemd): its sessions run without \
+             systemd, as in any WSL distro."
+        );
+    }
     if plan.autostart {
         eprintln!("It starts at logon (`distrod.exe autostart disable --name {name}` stops that).");
     }
@@ -254,14 +274,14 @@ pub fn install(args: &DistroInstallArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
 }
 
 /// Download, verify and repack into an uncompressed tar at `path` (what `wsl --import`
-/// reads fastest).
+/// reads fastest); what the repack found.
 fn build_tarball(
     path: &Path,
     candidates: &[crate::commands::fetch::Candidate],
     http: &Http,
     ui: &Ui,
     extras: &Extras<'_>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<repack::Report> {
     let file =
         File::create_new(path).with_context(|| format!("cannot create {}", path.display()))?;
     let (finished, report) = fetch(candidates, http, ui, |decoder| {
@@ -284,7 +304,7 @@ fn build_tarball(
         human_bytes(report.bytes),
         report.entries
     ));
-    Ok(())
+    Ok(report)
 }
 
 fn read_password_line() -> anyhow::Result<String> {

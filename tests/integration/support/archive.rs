@@ -96,9 +96,21 @@ impl RootfsSpec {
     }
 
     /// A small tree shaped like a distro: merged `/usr`, a setuid `sudo`, a sticky `/tmp`, a
-    /// private `/root`, absolute and relative symlinks, a hardlinked binary, and an
-    /// `os-release` naming `name` so tests can tell images apart.
+    /// private `/root`, absolute and relative symlinks, a hardlinked binary, systemd as
+    /// `/sbin/init` (a stand-in: distrod checks that an image boots systemd, see
+    /// src/initsys.rs), and an `os-release` naming `name` so tests can tell images apart.
     pub fn distro(name: &str) -> RootfsSpec {
+        RootfsSpec::distro_without_systemd(name)
+            .dir("usr/lib/systemd", 0o755)
+            .file("usr/lib/systemd/systemd", 0o755, script("systemd"))
+            .dir("usr/sbin", 0o755)
+            .symlink("usr/sbin/init", "../lib/systemd/systemd")
+            .symlink("sbin", "usr/sbin")
+    }
+
+    /// [`RootfsSpec::distro`] without systemd: nothing at /sbin/init or where systemd would
+    /// be (an image whose distro boots another init, as far as distrod can tell).
+    pub fn distro_without_systemd(name: &str) -> RootfsSpec {
         RootfsSpec::new()
             .dir("etc", 0o755)
             .file(
