@@ -102,6 +102,27 @@ if [[ ${#need_apt[@]} -gt 0 ]]; then
         "${need_apt[@]}" >&2 || die "apt-get install ${need_apt[*]} failed"
 fi
 
+# Debian's rustc must be at least Cargo.toml's rust-version (the locked dependencies need
+# it): an older rustc-web (1.85 was once found installed) is upgraded, or the way to do it
+# is named.
+rust_version="$(sed -n 's/^rust-version = "\(.*\)"$/\1/p' Cargo.toml)"
+older_than() { [[ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -1)" != "$2" ]]; }
+if [[ "$mode" == build-std ]]; then
+    have="$(/usr/bin/rustc --version | awk '{print $2}')"
+    if older_than "$have" "$rust_version"; then
+        [[ $(id -u) -eq 0 ]] ||
+            die "Debian's rustc is $have, distrod needs $rust_version (Cargo.toml's rust-version): as root, apt-get update && apt-get install --only-upgrade rustc-web cargo-web rust-web-src"
+        log "Debian's rustc is $have, older than $rust_version: upgrading rustc-web"
+        DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 </dev/null &&
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+                --only-upgrade rustc-web cargo-web rust-web-src >&2 </dev/null ||
+            die "apt-get could not upgrade rustc-web"
+        have="$(/usr/bin/rustc --version | awk '{print $2}')"
+        older_than "$have" "$rust_version" &&
+            die "Debian's rustc-web is still $have after the upgrade, older than $rust_version: install rustup's $target target instead (rustup target add $target)"
+    fi
+fi
+
 start=$SECONDS
 if [[ "$mode" == rustup ]]; then
     log "cargo ${cargo_args[*]} (rustup toolchain)"

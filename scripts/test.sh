@@ -8,6 +8,8 @@ usage() {
 Usage: scripts/test.sh
 
 Run, stopping at the first failure:
+  0. scripts/deps.sh: the Debian packages the tests need (installed as root, else named)
+     and rustup's toolchain at Cargo.toml's rust-version
   1. cargo fmt --all -- --check (and in fuzz/, its own workspace)
   2. cargo clippy --workspace --all-targets --locked -- -D warnings (and in fuzz/)
   3. cargo build --release --locked, and check the binary is statically linked
@@ -56,6 +58,9 @@ on_exit() {
     fi
 }
 trap on_exit EXIT
+
+step "scripts/deps.sh (what the tests need)"
+bash scripts/deps.sh
 
 step "cargo fmt --all -- --check"
 cargo fmt --all -- --check
