@@ -41,16 +41,11 @@ pub fn windows_exe() -> anyhow::Result<Option<Vec<u8>>> {
     }
 }
 
-/// The image architecture (Debian's naming) an ELF binary runs on, from its header.
+/// The image architecture (Debian's naming) an ELF binary runs on, from its header
+/// ([`crate::elf`], the reader `distrod update` uses too); None when it is not an x86-64
+/// or AArch64 binary.
 pub fn elf_arch(binary: &[u8]) -> Option<&'static str> {
-    if binary.len() < 20 || &binary[..4] != b"\x7fELF" || binary[5] != 1 {
-        return None;
-    }
-    match u16::from_le_bytes([binary[18], binary[19]]) {
-        62 => Some("amd64"),
-        183 => Some("arm64"),
-        _ => None,
-    }
+    crate::elf::Header::parse(binary).ok()?.arch()
 }
 
 /// Refuses to put a binary into an image of another architecture.
@@ -74,6 +69,7 @@ pub fn check_arch(binary: &[u8], image_arch: &str) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
+    /// The header parsing itself is tested with the reader, in [`crate::elf`].
     #[test]
     fn architectures_from_elf_headers() {
         let mut h = vec![0u8; 64];
@@ -81,16 +77,17 @@ mod tests {
         h[4] = 2;
         h[5] = 1;
         h[18] = 62;
-        assert_eq!(elf_arch(&h), Some("amd64"));
         assert!(check_arch(&h, "amd64").is_ok());
         assert!(check_arch(&h, "x86_64").is_ok());
         let e = check_arch(&h, "arm64").unwrap_err().to_string();
         assert!(e.contains("amd64") && e.contains("arm64"), "{e}");
         h[18] = 183;
-        assert_eq!(elf_arch(&h), Some("arm64"));
+        assert!(check_arch(&h, "arm64").is_ok());
         h[18] = 3;
-        assert_eq!(elf_arch(&h), None);
-        assert_eq!(elf_arch(b"MZ\x90\0"), None);
+        let e = check_arch(&h, "amd64").unwrap_err().to_string();
+        assert!(e.contains("not an x86-64 or AArch64 ELF binary"), "{e}");
+        let e = check_arch(b"MZ\x90\0", "amd64").unwrap_err().to_string();
+        assert!(e.contains("not an x86-64 or AArch64 ELF binary"), "{e}");
     }
 
     #[cfg(target_os = "linux")]

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod commands;
 #[cfg(target_os = "linux")]
 pub mod config;
+pub mod elf;
 pub mod embedded;
 pub mod fsutil;
 pub mod image;

@@ -77,8 +77,16 @@ pub fn run(data: &[u8]) {
         let _ = catalog
             .filter(arch, Some("debian"), Some("12"), Some("default"))
             .count();
-        for c in choices(&catalog, arch) {
+        let found = choices(&catalog, arch);
+        for c in &found.offered {
             assert!(!c.label.is_empty(), "a wizard choice without a label");
+            assert!(
+                distrod::image::catalog::init_without_systemd(&c.distro, &c.variant).is_none(),
+                "an image without systemd offered: {c:?}"
+            );
+        }
+        for label in &found.left_out {
+            assert!(!label.is_empty(), "a left-out image without a label");
         }
     }
 }

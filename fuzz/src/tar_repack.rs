@@ -29,6 +29,7 @@ pub fn run(data: &[u8]) {
 fn repack_checked(data: &[u8]) {
     let package = WslPackage {
         default_name: "Distrod".into(),
+        enable: true,
     };
     for wsl_package in [Some(package), None] {
         let is_package = wsl_package.is_some();

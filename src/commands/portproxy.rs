@@ -145,6 +145,7 @@ mod linux {
     use anyhow::{Context, bail};
 
     use crate::config;
+    use crate::fsutil::{self, Durability, Replace};
     use crate::image::repack::WINDOWS_EXE;
     use crate::interrupt;
     use crate::linux::{self, mounts, state};
@@ -218,22 +219,12 @@ mod linux {
         }
     }
 
+    /// Replaces the configuration, 0644 whatever the umask, like the rest of /etc. Contents:
+    /// after a crash it is the old file or the new one, and either is one to run with.
     fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = path.parent().unwrap_or(Path::new("/"));
-        let temp = dir.join(format!(".distrod.toml.{}", std::process::id()));
-        let result = (|| -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&temp)?;
-            f.write_all(text.as_bytes())?;
-            f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
-            f.sync_all()?;
-            std::fs::rename(&temp, path)
-        })();
-        if let Err(e) = result {
-            let _ = std::fs::remove_file(&temp);
-            return Err(e).with_context(|| format!("cannot write {}", path.display()));
-        }
-        Ok(())
+        let opts = Replace::new(Durability::Contents).mode(0o644);
+        fsutil::replace_file(path, opts, |f| f.write_all(text.as_bytes()))
+            .with_context(|| format!("cannot write {}", path.display()))
     }
 
     /// `ARGV` in the running container (`distrod exec --no-launch`), its output captured.

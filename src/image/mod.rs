@@ -1,12 +1,14 @@
 //! Root filesystem images: what the server offers ([`catalog`]), getting the bytes and
-//! proving them ([`http`], [`source`]), decompressing ([`decode`]) and unpacking safely
-//! ([`unpack`]).
+//! proving them ([`http`], [`source`]), decompressing ([`decode`]), unpacking safely
+//! ([`unpack`]) and repacking ([`repack`]), both under one rule for entry names
+//! ([`tarpath`]).
 
 pub mod catalog;
 pub mod decode;
 pub mod http;
 pub mod repack;
 pub mod source;
+pub mod tarpath;
 #[cfg(unix)]
 pub mod unpack;
 pub mod xz;

@@ -12,9 +12,9 @@
 //! and an old-GNU sparse file is written as a regular file of its full size, since its
 //! sparse map cannot be carried over entry by entry.
 //!
-//! What is refused, naming the entry: the same path rules as unpacking (see the `unpack`
-//! module): `..` components, absolute paths and NUL bytes, in entry paths and in
-//! hard link targets; an entry that names the root as anything but a directory; an entry
+//! What is refused, naming the entry: the path rules of unpacking ([`super::tarpath`]):
+//! `..` components, absolute paths and NUL bytes, in entry paths and in hard link
+//! targets; an entry that names the root as anything but a directory; an entry
 //! whose GNU long name and PAX `path` disagree (readers differ on which one wins); and an
 //! `opt` (or, for a `.wsl` package, `etc`, `usr`, `usr/lib` or `usr/lib/wsl`) that is not
 //! a directory, since distrod's files would then land wherever it points.
@@ -41,14 +41,15 @@
 
 use std::borrow::Cow;
 use std::cell::Cell;
-use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tar::{EntryType, Header};
 
+use super::tarpath::{self, LinkTarget};
 use crate::account::{LoginDefs, first_free_uid};
+use crate::fsutil::{self, Durability, Replace, Replacement};
 use crate::interrupt;
 use crate::overlay::OVERLAY;
 
@@ -288,16 +289,26 @@ pub fn repack(
     Ok(report)
 }
 
-/// [`repack`] into the file `path`, compressed. The archive is written to a temporary file
-/// beside `path` (same directory, so the rename cannot cross file systems), synced, and
-/// renamed over `path` only when complete; on any failure nothing is left behind.
+/// [`repack`] into the file `path`, compressed, replacing it with [`fsutil::Replacement`]:
+/// written beside `path`, synced, and renamed over it only when complete; on any failure
+/// nothing is left behind.
 pub fn repack_to_file(
     input: impl Read,
     path: &Path,
     extras: &Extras<'_>,
     compression: Compression,
 ) -> Result<Report, RepackError> {
-    let temp = TempFile::create(path)?;
+    // Contents: the archive is whole or absent after a crash, as before the rename; that the
+    // rename itself survives is not needed of a file the user asked for just now.
+    let mut temp =
+        Replacement::begin(path, Replace::new(Durability::Contents)).map_err(|source| {
+            RepackError::Io {
+                what: "create",
+                path: fsutil::temp_sibling(path),
+                source,
+            }
+        })?;
+    let temp_path = temp.path().to_path_buf();
     let file = temp.file();
     let report = match compression {
         Compression::Gzip => {
@@ -322,7 +333,16 @@ pub fn repack_to_file(
             report
         }
     };
-    temp.commit(path)?;
+    let ready = temp.finish().map_err(|source| RepackError::Io {
+        what: "sync",
+        path: temp_path,
+        source,
+    })?;
+    ready.commit().map_err(|source| RepackError::Io {
+        what: "move the new archive into place at",
+        path: path.to_path_buf(),
+        source,
+    })?;
     Ok(report)
 }
 
@@ -412,24 +432,22 @@ impl<W: Write> Repacker<'_, W> {
             ));
         }
 
-        let comps = split_path(&path).map_err(|reason| unsafe_path(name, reason))?;
-        // Pre-POSIX (v7) archives mark directories only with a trailing slash.
-        let old_style_dir = kind == EntryType::Regular
-            && header.as_ustar().is_none()
-            && header.as_gnu().is_none()
-            && path.ends_with(b"/");
-        let is_dir = kind == EntryType::Directory || old_style_dir;
+        let comps = tarpath::components(&path).map_err(|reason| unsafe_path(name, reason))?;
+        let is_dir = tarpath::is_directory(&header, &path);
         if comps.is_empty() && !is_dir {
             return Err(unsafe_path(name, "only a directory may stand for the root"));
         }
         let mut target_replaced = false;
         if kind == EntryType::Link {
+            // Checked by name only (nothing is written here to resolve it in); a missing
+            // target reads as an empty one, which names the root.
             let target = link.as_deref().unwrap_or_default();
-            let target_comps = split_path(target)
-                .map_err(|reason| unsafe_path(name, format!("hard link target: {reason}")))?;
-            if target_comps.is_empty() {
-                return Err(unsafe_path(name, "hard link to the root"));
-            }
+            let target_comps = tarpath::link_target(target).map_err(|why| match why {
+                LinkTarget::Path(reason) => {
+                    unsafe_path(name, format!("hard link target: {reason}"))
+                }
+                LinkTarget::Root => unsafe_path(name, "hard link to the root"),
+            })?;
             target_replaced = self.replaced(&target_comps);
         }
 
@@ -776,27 +794,6 @@ fn pax_records<R: Read>(
         .collect()
 }
 
-/// The components of an entry path, refusing what unpacking refuses: NUL bytes, `..` and
-/// absolute paths. `.` and empty components (`./a//b/`) are dropped. Byte-wise, so that
-/// the rules are those of the Linux side whatever platform repacks.
-fn split_path(raw: &[u8]) -> Result<Vec<&[u8]>, String> {
-    if raw.contains(&0) {
-        return Err("its path contains a NUL byte".into());
-    }
-    if raw.starts_with(b"/") {
-        return Err("its path is absolute".into());
-    }
-    let mut comps = Vec::new();
-    for c in raw.split(|&b| b == b'/') {
-        match c {
-            b"" | b"." => {}
-            b".." => return Err("its path contains `..`".into()),
-            c => comps.push(c),
-        }
-    }
-    Ok(comps)
-}
-
 fn checksum_ok(header: &Header) -> bool {
     let bytes = header.as_bytes();
     let sum = bytes[..148]
@@ -901,95 +898,10 @@ impl<W: Write> Write for CountingWriter<W> {
     }
 }
 
-/// The output file while it is being written: removed on drop unless committed.
-struct TempFile {
-    path: PathBuf,
-    file: Option<File>,
-}
-
-impl TempFile {
-    fn create(dest: &Path) -> Result<TempFile, RepackError> {
-        let io_err = |what, source| RepackError::Io {
-            what,
-            path: dest.to_path_buf(),
-            source,
-        };
-        let name = dest.file_name().ok_or_else(|| {
-            io_err(
-                "write",
-                io::Error::new(io::ErrorKind::InvalidInput, "not a file name"),
-            )
-        })?;
-        let dir = match dest.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let mut attempt = 0u32;
-        loop {
-            let mut temp_name = std::ffi::OsString::from(".");
-            temp_name.push(name);
-            temp_name.push(format!(".tmp-{}-{attempt}", std::process::id()));
-            let path = dir.join(temp_name);
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(file) => {
-                    return Ok(TempFile {
-                        path,
-                        file: Some(file),
-                    });
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 100 => {
-                    attempt += 1;
-                }
-                Err(source) => {
-                    return Err(RepackError::Io {
-                        what: "create",
-                        path,
-                        source,
-                    });
-                }
-            }
-        }
-    }
-
-    fn file(&self) -> &File {
-        self.file.as_ref().expect("open until commit or drop")
-    }
-
-    /// Syncs the data and renames the file over `dest`.
-    fn commit(mut self, dest: &Path) -> Result<(), RepackError> {
-        let file = self.file.take().expect("open until commit");
-        file.sync_all().map_err(|source| RepackError::Io {
-            what: "sync",
-            path: self.path.clone(),
-            source,
-        })?;
-        // Closed before the rename: Windows does not rename open files.
-        drop(file);
-        fs::rename(&self.path, dest).map_err(|source| RepackError::Io {
-            what: "move the new archive into place at",
-            path: dest.to_path_buf(),
-            source,
-        })?;
-        self.path = PathBuf::new();
-        Ok(())
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        // Closed first: Windows does not delete open files.
-        drop(self.file.take());
-        if !self.path.as_os_str().is_empty()
-            && let Err(e) = fs::remove_file(&self.path)
-        {
-            tracing::warn!("cannot remove {}: {e}", self.path.display());
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::{self, File};
     use std::rc::Rc;
 
     const MTIME: u64 = 1_700_000_000;

@@ -21,6 +21,7 @@ use indicatif::ProgressBar;
 use sha2::{Digest, Sha256};
 
 use super::http::{Body, Http, HttpError, into_http_error};
+use crate::fsutil::{self, Durability};
 use crate::interrupt;
 use crate::ui::Ui;
 
@@ -473,9 +474,10 @@ fn run(
     }
     if let Some((part, done)) = promote {
         match done {
-            // Verified: keep it for the next create of the same image.
+            // Verified: keep it for the next create of the same image. Volatile: a cached
+            // file is hashed again whenever it is used, and dropped when it does not match.
             Some(done) => {
-                if let Err(e) = fs::rename(&part, &done) {
+                if let Err(e) = fsutil::move_into_place(&part, &done, Durability::Volatile) {
                     tracing::debug!(%e, "cannot keep the download in the cache");
                     let _ = fs::remove_file(&part);
                 }

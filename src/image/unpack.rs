@@ -11,7 +11,8 @@
 //!
 //! Safety rules (every entry, including hard link targets):
 //! * An entry path may only contain normal components and `.`; `..`, absolute paths and NUL
-//!   bytes are refused. `./` itself stands for `dest`.
+//!   bytes are refused ([`super::tarpath`], the rule of repacking too). `./` itself stands
+//!   for `dest`.
 //! * Parent components are resolved by hand, one `openat(2)` with `O_NOFOLLOW` at a time, under
 //!   `dest`. A symlink met on the way is expanded with *rootfs semantics*: an absolute target
 //!   starts again at `dest` (that is where `/` will be inside the container), and a `..` that
@@ -56,6 +57,8 @@ use nix::sys::stat::{
 };
 use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, fchownat, linkat, symlinkat, unlinkat};
+
+use super::tarpath::{self, LinkTarget};
 
 /// How many symlinks one path resolution may expand; the kernel's MAXSYMLINKS is 40 too.
 const MAX_SYMLINK_HOPS: u32 = 40;
@@ -278,14 +281,10 @@ impl Unpacker<'_> {
         }
         self.report.entries += 1;
         let raw_path = entry.path_bytes().into_owned();
-        let comps = split_path(&raw_path).map_err(|reason| unsafe_path(name, reason))?;
-        // Pre-POSIX (v7) archives mark directories only with a trailing slash.
-        let old_style_dir = kind == tar::EntryType::Regular
-            && entry.header().as_ustar().is_none()
-            && entry.header().as_gnu().is_none()
-            && raw_path.ends_with(b"/");
-
-        let is_dir = kind == tar::EntryType::Directory || old_style_dir;
+        let comps = tarpath::components(&raw_path)
+            .map(os_strings)
+            .map_err(|reason| unsafe_path(name, reason.into()))?;
+        let is_dir = tarpath::is_directory(entry.header(), &raw_path);
         if comps.is_empty() && !is_dir {
             return Err(unsafe_path(
                 name,
@@ -557,13 +556,23 @@ impl Unpacker<'_> {
             entry: name.to_owned(),
             target: shown.clone(),
         };
-        let target_comps = split_path(&target).map_err(|_| outside())?;
-        let Some((target_last, target_parent)) = target_comps.split_last() else {
-            return Err(unsafe_path(
-                name,
-                "it is a hard link to the destination root".into(),
-            ));
+        // The rule of repacking too; only the reports differ from its: a missing or empty
+        // target is a broken header (above), and a name the rule refuses is reported as a
+        // target outside the destination, the error that names the target, as one the
+        // resolution below leads out of is.
+        let target_comps = match tarpath::link_target(&target) {
+            Ok(comps) => os_strings(comps),
+            Err(LinkTarget::Path(_)) => return Err(outside()),
+            Err(LinkTarget::Root) => {
+                return Err(unsafe_path(
+                    name,
+                    "it is a hard link to the destination root".into(),
+                ));
+            }
         };
+        let (target_last, target_parent) = target_comps
+            .split_last()
+            .expect("link_target refuses the root");
         // Lookup only: a link to something that does not exist must not create directories.
         let target_dir = match self.parent(name, target_parent, false) {
             Ok(Some(dir)) => dir,
@@ -588,12 +597,13 @@ impl Unpacker<'_> {
         }
         let (last, parent) = comps.split_last().expect("checked by the caller");
         let dir = self.create_parent(name, parent)?;
-        if let Ok(st) = fstatat(&*dir.fd, last.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
-            if st.st_dev == target_st.st_dev && st.st_ino == target_st.st_ino {
-                // Already the same inode (a link to itself, or a repeated entry): unlinking
-                // first would destroy the very target.
-                return Ok(());
-            }
+        if let Ok(st) = fstatat(&*dir.fd, last.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
+            && st.st_dev == target_st.st_dev
+            && st.st_ino == target_st.st_ino
+        {
+            // Already the same inode (a link to itself, or a repeated entry): unlinking
+            // first would destroy the very target.
+            return Ok(());
         }
         // Flags 0: linkat(2) then links a symlink target itself rather than what it points to.
         self.create_excl(name, &dir, last, "create hard link", |dirfd, last| {
@@ -747,10 +757,10 @@ impl Unpacker<'_> {
         parent: &[OsString],
         create: bool,
     ) -> Result<Option<Dir>, UnpackError> {
-        if let Some((key, dir)) = &self.cache {
-            if key.as_slice() == parent {
-                return Ok(Some(dir.clone()));
-            }
+        if let Some((key, dir)) = &self.cache
+            && key.as_slice() == parent
+        {
+            return Ok(Some(dir.clone()));
         }
         let steps = parent.iter().map(|c| Step::Name(c.clone())).collect();
         let dir = self.walk(name, self.root_dir(), steps, create)?;
@@ -1181,24 +1191,12 @@ fn decode_xattr_keyword(raw: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Splits an entry path into its normal components, refusing anything that is not a plain
-/// relative path.
-fn split_path(raw: &[u8]) -> Result<Vec<OsString>, String> {
-    if raw.contains(&0) {
-        return Err("its path contains a NUL byte".into());
-    }
-    let mut comps = Vec::new();
-    for component in Path::new(OsStr::from_bytes(raw)).components() {
-        match component {
-            Component::Normal(c) => comps.push(c.to_os_string()),
-            Component::CurDir => {}
-            Component::ParentDir => return Err("its path contains `..`".into()),
-            Component::RootDir | Component::Prefix(_) => {
-                return Err("its path is absolute".into());
-            }
-        }
-    }
-    Ok(comps)
+/// The components [`tarpath`] accepted, as the `OsString`s the `*at(2)` calls here take.
+fn os_strings(comps: Vec<&[u8]>) -> Vec<OsString> {
+    comps
+        .into_iter()
+        .map(|c| OsStr::from_bytes(c).to_os_string())
+        .collect()
 }
 
 /// The walk steps of a symlink target; an absolute target restarts at the destination root.

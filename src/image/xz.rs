@@ -1071,7 +1071,7 @@ impl<R: BufRead> ParallelXzDecoder<R> {
             let uncompressed = index.vli()?;
             summary.add(unpadded, uncompressed);
         }
-        while index.size % 4 != 0 {
+        while !index.size.is_multiple_of(4) {
             if index.byte()? != 0 {
                 return Err(corrupt("the index is corrupt (non-zero padding)"));
             }
@@ -1361,11 +1361,11 @@ mod tests {
                 .wrapping_mul(6_364_136_223_846_793_005)
                 .wrapping_add(1_442_695_040_888_963_407);
             let r = (x >> 33) as u32;
-            if r % 8 == 0 {
+            if r.is_multiple_of(8) {
                 v.extend_from_slice(&r.to_le_bytes());
             } else {
                 v.extend_from_slice(WORDS[(r % 16) as usize].as_bytes());
-                v.push(if r % 5 == 0 { b'/' } else { b' ' });
+                v.push(if r.is_multiple_of(5) { b'/' } else { b' ' });
             }
         }
         v.truncate(len);

@@ -44,7 +44,7 @@
 use std::collections::{BTreeSet, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -52,6 +52,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Context, Error, INSTALLED_BINARY, Result};
 pub use crate::account::LoginDefs;
+use crate::fsutil::{self, Durability, Replace};
 
 /// Where the alias symlinks live; an alias is this prefix followed by the real shell's path.
 pub const ALIAS_DIR: &str = "/opt/distrod/alias";
@@ -603,53 +604,21 @@ fn make_alias(root: &Path, real: &str) -> Result<()> {
         return Ok(());
     }
     make_dirs(root, Path::new(&alias).parent().unwrap_or(Path::new("/")))?;
-    // Made beside and renamed over, so the alias never vanishes while in use.
-    let tmp = sibling(&link, "tmp");
-    let _ = fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(INSTALLED_BINARY, &tmp)
-        .ctx(|| format!("create the symlink {}", tmp.display()))?;
-    fs::rename(&tmp, &link).ctx(|| format!("create the symlink {}", link.display()))
+    // Renamed over, so the alias never vanishes while in use. Durable, like the passwd that
+    // is then made to name it: a shell that a crash lost would lock its users out.
+    fsutil::replace_symlink(&link, Path::new(INSTALLED_BINARY), Durability::Durable)
+        .ctx(|| format!("create the symlink {}", link.display()))
 }
 
-fn sibling(path: &Path, what: &str) -> PathBuf {
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    path.with_file_name(format!(".{name}.distrod-{what}.{}", std::process::id()))
-}
-
-/// Replaces `path` by `contents` atomically: a temporary file in the same directory with the
-/// same mode and owner (0644 for a new file), synced, renamed over, and the directory synced.
+/// Replaces `path` by `contents` atomically, with the mode and owner of the file it replaces
+/// (0644 for a new file): the distro's own choices for its account files stay. Durable:
+/// every login reads these files, so what `enable` or `disable` wrote must outlive a crash.
 fn replace_file(path: &Path, contents: &[u8]) -> Result<()> {
-    let old = match fs::metadata(path) {
-        Ok(m) => Some(m),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e).ctx(|| format!("stat {}", path.display())),
-    };
-    let tmp = sibling(path, "new");
-    let _ = fs::remove_file(&tmp);
-    let written = (|| -> io::Result<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(contents)?;
-        // Owner before mode: chown clears set-id bits.
-        if let Some(m) = &old {
-            std::os::unix::fs::fchown(&f, Some(m.uid()), Some(m.gid()))?;
-        }
-        let mode = old.as_ref().map_or(0o644, |m| m.mode() & 0o7777);
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent() {
-            File::open(dir)?.sync_all()?;
-        }
-        Ok(())
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    written.ctx(|| format!("write {}", path.display()))
+    let opts = Replace::new(Durability::Durable)
+        .mode(0o644)
+        .keep_existing();
+    fsutil::replace_file(path, opts, |f| f.write_all(contents))
+        .ctx(|| format!("write {}", path.display()))
 }
 
 /// The shadow-utils lock: the same fcntl write lock on etc/.pwd.lock that lckpwdf(3) takes,

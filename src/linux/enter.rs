@@ -516,11 +516,12 @@ fn wslg_links(runtime: &str, user: &User) {
     let pulse = wslg.join("PulseServer");
     // Only a `pulse` directory made here (a user's own one is theirs to set up), opened
     // again by descriptor: it must still be the root-owned directory just made.
-    if pulse.exists() && sys::mkdir_at(&dir, "pulse", 0o700).is_ok() {
-        if let Some(pdir) = sys::open_dir_owned(Some(&dir), Path::new("pulse"), 0) {
-            let _ = sys::symlink_owned(&pdir, &pulse, "native", user.uid, user.gid);
-            let _ = nix::unistd::fchown(&pdir, Some(user.uid.into()), Some(user.gid.into()));
-        }
+    if pulse.exists()
+        && sys::mkdir_at(&dir, "pulse", 0o700).is_ok()
+        && let Some(pdir) = sys::open_dir_owned(Some(&dir), Path::new("pulse"), 0)
+    {
+        let _ = sys::symlink_owned(&pdir, &pulse, "native", user.uid, user.gid);
+        let _ = nix::unistd::fchown(&pdir, Some(user.uid.into()), Some(user.gid.into()));
     }
 }
 

@@ -10,10 +10,11 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+
+use crate::fsutil::{self, Durability, Replace};
 
 pub const FILE: &str = "/opt/distrod/state/last.json";
 
@@ -84,20 +85,11 @@ fn write(path: &Path, r: &Record) {
     if fs::create_dir_all(dir).is_err() {
         return;
     }
-    let tmp = dir.join(format!(".last.{}", std::process::id()));
-    let res = (|| -> std::io::Result<()> {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o644)
-            .open(&tmp)?;
-        f.write_all(serde_json::to_string(r).expect("serialises").as_bytes())?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if let Err(e) = res {
-        let _ = fs::remove_file(&tmp);
+    let json = serde_json::to_string(r).expect("serialises");
+    // Contents: the next launch may follow a crash of the VM, and then reads the previous
+    // record or this one, never a cut file (which would read as no record at all).
+    let opts = Replace::new(Durability::Contents).mode(0o644);
+    if let Err(e) = fsutil::replace_file(path, opts, |f| f.write_all(json.as_bytes())) {
         tracing::debug!("write {}: {e}", path.display());
     }
 }

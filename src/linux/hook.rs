@@ -205,13 +205,13 @@ fn exec_plain(shell: &str, argv: &[OsString], caller: &Caller, why: Option<&str>
 pub fn native_systemd() -> Option<String> {
     let fix = "set `systemd=false` under [boot] in /etc/wsl.conf, run `wsl --terminate \
                <distro>` from Windows, then `distrod enable` again";
-    if let Ok(text) = std::fs::read_to_string("/etc/wsl.conf") {
-        if wsl_conf_systemd(&text) {
-            return Some(format!(
-                "WSL's own systemd is on (`systemd=true` under [boot] in /etc/wsl.conf), and \
+    if let Ok(text) = std::fs::read_to_string("/etc/wsl.conf")
+        && wsl_conf_systemd(&text)
+    {
+        return Some(format!(
+            "WSL's own systemd is on (`systemd=true` under [boot] in /etc/wsl.conf), and \
                  only one systemd can run the distro: {fix}"
-            ));
-        }
+        ));
     }
     if !super::inside_container()
         && std::fs::read_to_string("/proc/1/comm").is_ok_and(|c| c.trim() == "systemd")

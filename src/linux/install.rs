@@ -26,15 +26,16 @@
 //! running keeps its old inode; the next session runs the new file, since the alias
 //! symlinks name the path.
 
-use std::fs::{self, File, OpenOptions, Permissions};
-use std::io::{self, ErrorKind, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::fs::{self, File, Permissions};
+use std::io::{self, ErrorKind, Read, Seek, SeekFrom};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::{Context, Error, INSTALL_DIR, INSTALLED_BINARY, Result};
+use crate::fsutil::{self, Durability, Replace, Replacement};
 use crate::overlay::OVERLAY;
 use crate::ui::Ui;
 
@@ -168,16 +169,16 @@ pub fn update(file: &Path, _ui: &Ui) -> Result<Updated> {
     let mut src = File::open(file).ctx(|| format!("open {}", file.display()))?;
     let dest = Path::new(INSTALLED_BINARY);
     let staged = Staged::write(dest, &mut src, 0o755)?;
-    let version = check_binary(&staged.path).map_err(|e| match e {
+    let version = check_binary(staged.path()).map_err(|e| match e {
         // Name the user's file, not the copy.
         Error::Other(msg) => Error::Other(msg.replacen(
-            &staged.path.display().to_string(),
+            &staged.path().display().to_string(),
             &file.display().to_string(),
             1,
         )),
         other => other,
     })?;
-    if installed_is(&staged.path)? {
+    if installed_is(staged.path())? {
         return Ok(Updated {
             version,
             replaced: false,
@@ -502,71 +503,57 @@ fn sync_dir(dir: &Path) -> Result<()> {
         .ctx(|| format!("fsync {}", dir.display()))
 }
 
-/// A complete new file beside its destination (`.NAME.new-PID`), removed unless
+/// A complete new file beside its destination ([`fsutil::Replacement`]), removed unless
 /// committed.
 struct Staged {
-    path: PathBuf,
+    ready: fsutil::Ready,
     dest: PathBuf,
-    committed: bool,
 }
 
 impl Staged {
-    /// Writes `src` to the dot-file, root:root with `mode` (owner first: chown clears
-    /// setuid), fsynced and closed (a file still open for writing cannot be executed).
+    /// Writes `src` to the temporary file, root:root with `mode` (the owner explicitly: a
+    /// set-group-ID directory would pass its own group on), fsynced and closed (a file still
+    /// open for writing cannot be executed). Durable, as the module documentation says.
     fn write(dest: &Path, src: &mut impl Read, mode: u32) -> Result<Staged> {
-        let dir = dest.parent().expect("a parent");
-        let name = dest.file_name().expect("a file name").to_string_lossy();
-        let path = dir.join(format!(".{name}.new-{}", std::process::id()));
-        // Left over by a run with the same pid that was killed.
-        let _ = fs::remove_file(&path);
-        let staged = Staged {
-            path,
+        let opts = Replace::new(Durability::Durable).owner(0, 0).mode(mode);
+        let temp = fsutil::temp_sibling(dest);
+        let mut new =
+            Replacement::begin(dest, opts).ctx(|| format!("create {}", temp.display()))?;
+        let what = || format!("write {}", temp.display());
+        io::copy(src, new.file()).ctx(what)?;
+        let ready = new.finish().ctx(what)?;
+        Ok(Staged {
+            ready,
             dest: dest.to_path_buf(),
-            committed: false,
-        };
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&staged.path)
-            .ctx(|| format!("create {}", staged.path.display()))?;
-        let what = || format!("write {}", staged.path.display());
-        io::copy(src, &mut f).ctx(what)?;
-        f.flush().ctx(what)?;
-        std::os::unix::fs::fchown(&f, Some(0), Some(0)).ctx(what)?;
-        f.set_permissions(Permissions::from_mode(mode)).ctx(what)?;
-        f.sync_all().ctx(what)?;
-        drop(f);
-        Ok(staged)
+        })
+    }
+
+    fn path(&self) -> &Path {
+        self.ready.path()
     }
 
     fn set_mode(&self, mode: u32) -> Result<()> {
-        let f = File::open(&self.path).ctx(|| format!("open {}", self.path.display()))?;
+        let f = File::open(self.path()).ctx(|| format!("open {}", self.path().display()))?;
         f.set_permissions(Permissions::from_mode(mode))
             .and_then(|()| f.sync_all())
-            .ctx(|| format!("chmod {}", self.path.display()))
+            .ctx(|| format!("chmod {}", self.path().display()))
     }
 
     /// Renames the file over its destination and fsyncs the directory.
-    fn commit(mut self) -> Result<()> {
-        fs::rename(&self.path, &self.dest).ctx(|| format!("replace {}", self.dest.display()))?;
-        self.committed = true;
-        sync_dir(self.dest.parent().expect("a parent"))
+    fn commit(self) -> Result<()> {
+        let dest = self.dest;
+        self.ready
+            .commit()
+            .ctx(|| format!("replace {}", dest.display()))
     }
 }
 
-impl Drop for Staged {
-    fn drop(&mut self) {
-        if !self.committed {
-            let _ = fs::remove_file(&self.path);
-        }
-    }
-}
-
-/// ELF constants (elf(5)).
+/// ELF constants (elf(5)) of what [`check_elf`] reads past the start of the header, which
+/// [`crate::elf`] reads.
 mod elf {
-    pub const CLASS64: u8 = 2;
-    pub const DATA_LE: u8 = 1;
+    // The tests build headers with them.
+    #[cfg(test)]
+    pub use crate::elf::{CLASS64, DATA_LE};
     pub const ET_EXEC: u16 = 2;
     pub const ET_DYN: u16 = 3;
     pub const PT_LOAD: u32 = 1;
@@ -574,12 +561,10 @@ mod elf {
     pub const EHDR_SIZE: usize = 64;
     pub const PHDR_SIZE: usize = 56;
     pub const SHDR_SIZE: u64 = 64;
-    /// Machines the WSL2 distrod runs on, by e_machine.
-    pub const MACHINES: [(u16, &str); 2] = [(62, "x86_64"), (183, "aarch64")];
     #[cfg(target_arch = "x86_64")]
-    pub const THIS_MACHINE: u16 = 62;
+    pub const THIS_MACHINE: u16 = crate::elf::EM_X86_64;
     #[cfg(target_arch = "aarch64")]
-    pub const THIS_MACHINE: u16 = 183;
+    pub const THIS_MACHINE: u16 = crate::elf::EM_AARCH64;
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     compile_error!("distrod runs on WSL2: x86_64 or aarch64");
 }
@@ -587,37 +572,37 @@ mod elf {
 /// Checks the ELF header and program headers of a file of `len` bytes; the error is the
 /// reason, for one line.
 pub fn check_elf(f: &mut (impl Read + Seek), len: u64) -> Result<(), String> {
+    use crate::elf::{Class, Header, HeaderError, Order};
     let io_err = |e: io::Error| format!("cannot read it: {e}");
     let mut h = [0u8; elf::EHDR_SIZE];
     let n = read_at(f, 0, &mut h).map_err(io_err)?;
-    if n < 4 || h[..4] != *b"\x7fELF" {
-        return Err(if h[..n.min(2)] == *b"#!" {
-            "not an ELF file but a script: the distrod release is a static binary".into()
-        } else {
-            "not an ELF file: the distrod release is a static binary".into()
-        });
-    }
-    if n < elf::EHDR_SIZE {
-        return Err(format!(
-            "truncated: {len} bytes, too short for an ELF header"
-        ));
-    }
-    if h[4] != elf::CLASS64 {
+    let header = match Header::parse(&h[..n]) {
+        Ok(header) if n >= elf::EHDR_SIZE => header,
+        Err(HeaderError::NotElf { script: true }) => {
+            return Err(
+                "not an ELF file but a script: the distrod release is a static binary".into(),
+            );
+        }
+        Err(HeaderError::NotElf { script: false }) => {
+            return Err("not an ELF file: the distrod release is a static binary".into());
+        }
+        Ok(_) | Err(HeaderError::Truncated) => {
+            return Err(format!(
+                "truncated: {len} bytes, too short for an ELF header"
+            ));
+        }
+    };
+    if header.class != Class::Elf64 {
         return Err("a 32-bit ELF file; distrod is a 64-bit program".into());
     }
-    if h[5] != elf::DATA_LE {
+    if header.order != Order::Little {
         return Err("a big-endian ELF file; distrod's machines are little-endian".into());
     }
     let u16_at = |o: usize| u16::from_le_bytes([h[o], h[o + 1]]);
     let u64_at = |o: usize| u64::from_le_bytes(h[o..o + 8].try_into().unwrap());
-    let machine = u16_at(18);
+    let machine = header.machine;
     if machine != elf::THIS_MACHINE {
-        let name = |m: u16| {
-            elf::MACHINES
-                .iter()
-                .find(|(k, _)| *k == m)
-                .map_or("another machine", |(_, n)| n)
-        };
+        let name = |m: u16| crate::elf::machine_name(m).unwrap_or("another machine");
         return Err(format!(
             "built for {} (ELF machine {machine}), but this system is {} (ELF machine {})",
             name(machine),

@@ -35,6 +35,7 @@ use std::path::{Path, PathBuf};
 use nix::mount::{MntFlags, umount2};
 
 use super::{Context, Result};
+use crate::fsutil::{self, Durability};
 
 pub const RUN_WSL: &str = "/run/WSL";
 /// In the container's own /run/WSL (a tmpfs of the container's, see [`super::mounts`]).
@@ -329,13 +330,11 @@ fn remove_entry(link: &Path, dir: &Path) {
     let _ = fs::remove_dir(dir);
 }
 
-/// `1_interop` -> `<pid>_interop`, replaced atomically.
+/// `1_interop` -> `<pid>_interop`, replaced atomically. Volatile: /run/WSL is a tmpfs.
 fn point_one_at(pid: u32) -> Result<()> {
-    let tmp = PathBuf::from(format!("{RUN_WSL}/.1_interop.{}", std::process::id()));
-    let _ = fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(format!("{pid}_interop"), &tmp)
-        .ctx(|| format!("create {}", tmp.display()))?;
-    fs::rename(&tmp, entry_path(1)).ctx(|| format!("update {}", entry_path(1).display()))
+    let target = PathBuf::from(format!("{pid}_interop"));
+    fsutil::replace_symlink(&entry_path(1), &target, Durability::Volatile)
+        .ctx(|| format!("update {}", entry_path(1).display()))
 }
 
 /// The newest session entry whose reaper is alive.

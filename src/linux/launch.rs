@@ -337,10 +337,10 @@ pub fn launch_with(opts: &Options, progress: &mut dyn FnMut(Phase)) -> Result<Ou
                 ready: false,
             });
         }
-        if let Ok(lock) = state::lock() {
-            if state::load(&lock).is_some_and(|cur| same(&cur, &st)) {
-                let _ = stop::remove_leftovers(&lock, &st);
-            }
+        if let Ok(lock) = state::lock()
+            && state::load(&lock).is_some_and(|cur| same(&cur, &st))
+        {
+            let _ = stop::remove_leftovers(&lock, &st);
         }
         return Err(e);
     }
@@ -357,12 +357,12 @@ pub fn launch_with(opts: &Options, progress: &mut dyn FnMut(Phase)) -> Result<Ou
 /// Marks the record ready, under the lock, and only if it is still this container's (a
 /// stop may have come in between).
 fn mark_ready(st: &State) {
-    if let Ok(lock) = state::lock() {
-        if let Some(mut cur) = state::load(&lock).filter(|cur| same(cur, st)) {
-            cur.ready = true;
-            if let Err(e) = state::save(&lock, &cur) {
-                tracing::debug!("{}", super::chain(&e));
-            }
+    if let Ok(lock) = state::lock()
+        && let Some(mut cur) = state::load(&lock).filter(|cur| same(cur, st))
+    {
+        cur.ready = true;
+        if let Err(e) = state::save(&lock, &cur) {
+            tracing::debug!("{}", super::chain(&e));
         }
     }
 }

@@ -4,6 +4,7 @@
 //! time differs) is stale and ignored.
 
 use std::fs::{self, File, OpenOptions};
+use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,6 +12,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{Context, Result, sys};
+use crate::fsutil::{self, Durability, Replace};
 
 pub const STATE_DIR: &str = "/run/distrod";
 /// The sd_notify socket the launcher binds; the shim binds it into the container.
@@ -138,19 +140,23 @@ pub fn running() -> Option<State> {
 }
 
 pub fn save(_lock: &Lock, state: &State) -> Result<()> {
-    let tmp = format!("{STATE_FILE}.tmp");
-    let json = serde_json::to_string_pretty(state).expect("state serialises");
-    fs::write(&tmp, json + "\n").ctx(|| format!("write {tmp}"))?;
-    fs::rename(&tmp, STATE_FILE).ctx(|| format!("write {STATE_FILE}"))
+    let json = serde_json::to_string_pretty(state).expect("state serialises") + "\n";
+    // Volatile: /run is a tmpfs, which no crash leaves anything of; the rename is still what
+    // lets `read` go without the lock.
+    let opts = Replace::new(Durability::Volatile);
+    fsutil::replace_file(Path::new(STATE_FILE), opts, |f| {
+        f.write_all(json.as_bytes())
+    })
+    .ctx(|| format!("write {STATE_FILE}"))
 }
 
 /// Removes the record and the notify socket.
 pub fn clear(_lock: &Lock) {
     for f in [STATE_FILE, NOTIFY_SOCKET] {
-        if let Err(e) = fs::remove_file(f) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!(%e, "cannot remove {f}");
-            }
+        if let Err(e) = fs::remove_file(f)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(%e, "cannot remove {f}");
         }
     }
 }

@@ -2,7 +2,6 @@
 //! SIGTERM as PID 1), SIGKILL after a timeout, then removing what it leaves behind: its
 //! empty cgroup tree, the state record and the notify socket.
 
-use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -68,11 +67,11 @@ fn stop_locked(
         let r = unsafe { libc::kill(st.pid, poweroff) };
         nix::errno::Errno::result(r).ctx(|| format!("signal systemd (pid {})", st.pid))?;
     }
-    if !wait_exit(&pidfd, timeout) {
+    if !sys::wait_exited(&pidfd, timeout) {
         tracing::debug!("systemd did not power off in time; SIGKILL");
         signal(pid, Signal::SIGKILL)?;
         killed = true;
-        if !wait_exit(&pidfd, Duration::from_secs(10)) {
+        if !sys::wait_exited(&pidfd, Duration::from_secs(10)) {
             return Err(Error::Other(format!(
                 "systemd (pid {}) survived SIGKILL",
                 st.pid
@@ -117,7 +116,7 @@ fn end_keeper(st: &State) {
             0u32,
         )
     };
-    if !sys::wait_readable(&fd, Duration::from_secs(2)) {
+    if !sys::wait_exited(&fd, Duration::from_secs(2)) {
         tracing::debug!(pid, "the keeper did not end");
     }
 }
@@ -127,10 +126,6 @@ fn signal(pid: Pid, sig: Signal) -> Result<()> {
         Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
         Err(e) => Err(e).ctx(|| format!("send {sig} to systemd (pid {pid})")),
     }
-}
-
-fn wait_exit(pidfd: &OwnedFd, timeout: Duration) -> bool {
-    sys::wait_readable(pidfd, timeout)
 }
 
 /// After PID 1 is gone: the pidfd turns readable when it is a zombie, before its parent

@@ -4,7 +4,7 @@
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 
@@ -28,15 +28,36 @@ pub fn dup2_std(old: &impl AsRawFd, new: RawFd) -> Result<()> {
         .ctx(|| format!("dup2 onto fd {new}"))
 }
 
-/// poll(2) one fd for readability; true when readable before the timeout.
+/// Waits at most `timeout` for the process a [`pidfd_open`] handle refers to to end; true
+/// when it has. A pidfd turns readable when the process has exited: it is then a zombie
+/// or gone, so its parent may not have reaped it yet (and what it held, such as a
+/// cgroup's population, may not be released yet). The one wait on a process's end, so
+/// that every caller gets the same rules ([`wait_readable`]'s): a signal (EINTR) does not
+/// end the wait, the deadline is kept across such retries, and a `timeout` too large for
+/// a deadline (`Duration::MAX`) waits without bound.
+pub fn wait_exited(pidfd: &OwnedFd, timeout: Duration) -> bool {
+    wait_readable(pidfd, timeout)
+}
+
+/// poll(2) one fd for readability; true when readable before the timeout. EINTR is
+/// retried with what is left of the timeout (rounded up to whole milliseconds, so that it
+/// never returns before the deadline); a timeout too large for a deadline waits without
+/// bound.
 pub fn wait_readable(fd: &impl AsRawFd, timeout: Duration) -> bool {
     let mut p = libc::pollfd {
         fd: fd.as_raw_fd(),
         events: libc::POLLIN,
         revents: 0,
     };
-    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    let deadline = Instant::now().checked_add(timeout);
     loop {
+        let ms = match deadline {
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32
+            }
+            None => -1,
+        };
         // SAFETY: one valid pollfd.
         let n = unsafe { libc::poll(&mut p, 1, ms) };
         if n < 0 && Errno::last() == Errno::EINTR {
@@ -443,6 +464,25 @@ mod tests {
         assert_eq!(super::holder_in(locks, 0xfd, 1, 99), Some(5151));
         assert_eq!(super::holder_in(locks, 0, 0x1a, 98), None);
         assert_eq!(super::holder_in("garbage\n1: FLOCK x\n", 0, 0, 0), None);
+    }
+
+    /// A pidfd wait ends when the process has exited (a zombie, then reaped), and not
+    /// before: with the process running, the timeout passes in full and the answer is no.
+    #[test]
+    fn waits_on_a_pidfd_for_the_exit() {
+        use std::time::{Duration, Instant};
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let fd = super::pidfd_open(child.id() as i32).unwrap();
+        let t0 = Instant::now();
+        assert!(!super::wait_exited(&fd, Duration::from_millis(50)));
+        assert!(t0.elapsed() >= Duration::from_millis(50));
+        child.kill().unwrap();
+        assert!(super::wait_exited(&fd, Duration::from_secs(10)));
+        child.wait().unwrap();
+        assert!(super::wait_exited(&fd, Duration::ZERO));
     }
 
     #[test]

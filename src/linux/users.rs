@@ -42,12 +42,12 @@ pub fn parse_groups(text: &str, user: &str, primary: u32) -> Vec<u32> {
     let mut v = vec![primary];
     for l in text.lines() {
         let f: Vec<&str> = l.split(':').collect();
-        if f.len() >= 4 && f[3].split(',').any(|m| m == user) {
-            if let Ok(g) = f[2].parse() {
-                if !v.contains(&g) {
-                    v.push(g);
-                }
-            }
+        if f.len() >= 4
+            && f[3].split(',').any(|m| m == user)
+            && let Ok(g) = f[2].parse()
+            && !v.contains(&g)
+        {
+            v.push(g);
         }
     }
     v

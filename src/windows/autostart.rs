@@ -7,6 +7,7 @@
 //! administrator rights and no stored password.
 
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -17,6 +18,7 @@ use windows_sys::Win32::System::Registry::{
 };
 
 use crate::commands::installer::Autostart;
+use crate::fsutil::{self, Durability, Replace, Replacement};
 
 const RUN_KEY: &str = r"Software\Microsoft\Windows\CurrentVersion\Run";
 
@@ -160,18 +162,22 @@ fn stable_copy() -> anyhow::Result<PathBuf> {
         return Ok(target);
     }
     fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let temp = dir.join(format!(".distrod.exe.{}", std::process::id()));
-    fs::write(&temp, &mine).with_context(|| format!("cannot write {}", temp.display()))?;
-    if let Err(e) = fs::rename(&temp, &target) {
-        let _ = fs::remove_file(&temp);
-        return Err(e).with_context(|| {
-            format!(
-                "cannot replace {} (a distro started at logon may be running it: \
-                 `wsl --terminate` it first)",
-                target.display()
-            )
-        });
-    }
+    // Contents: Windows runs this file at logon, which may follow a crash; it must then be
+    // the old copy or the new one, not a cut one.
+    let temp = fsutil::temp_sibling(&target);
+    let ready = Replacement::begin(&target, Replace::new(Durability::Contents))
+        .and_then(|mut new| {
+            new.file().write_all(&mine)?;
+            new.finish()
+        })
+        .with_context(|| format!("cannot write {}", temp.display()))?;
+    ready.commit().with_context(|| {
+        format!(
+            "cannot replace {} (a distro started at logon may be running it: \
+             `wsl --terminate` it first)",
+            target.display()
+        )
+    })?;
     Ok(target)
 }
 

@@ -38,7 +38,7 @@ pub fn decode(bytes: &[u8]) -> String {
 }
 
 fn looks_utf16le(bytes: &[u8]) -> bool {
-    if bytes.len() < 2 || bytes.len() % 2 != 0 {
+    if bytes.len() < 2 || !bytes.len().is_multiple_of(2) {
         return false;
     }
     let nul_even = bytes.iter().step_by(2).any(|&b| b == 0);
