@@ -40,7 +40,7 @@ pub struct Config {
     /// `[container] dns`: resolvers for the container's resolv.conf; empty keeps WSL's.
     pub dns: Vec<IpAddr>,
     /// `[container] boot_timeout`: seconds a session waits for what it needs of systemd
-    /// (the bus and logind, see `linux::readiness`) before it enters the still-booting
+    /// (the bus and logind, see `runtime::readiness`) before it enters the still-booting
     /// container anyway.
     pub boot_timeout: u64,
     /// `[container] mask`: more units to mask while the container runs.
@@ -48,7 +48,7 @@ pub struct Config {
     /// `[container] unmask`: units of distrod's built-in mask list to leave alone.
     pub unmask: Vec<String>,
     /// `[container] stop_when_idle`: power the container off cleanly when the distro's
-    /// last WSL session has ended, before WSL's idle stop kills it (`linux::idle`).
+    /// last WSL session has ended, before WSL's idle stop kills it (`runtime::idle`).
     pub stop_when_idle: bool,
     /// `[container] idle_stop_margin`: seconds before WSL's idle stop by which that
     /// poweroff must be over.

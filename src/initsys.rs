@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-/// The candidates for PID 1, in the order the shim (`linux::shim`) tries them, relative to
+/// The candidates for PID 1, in the order the shim (`runtime::shim`) tries them, relative to
 /// the tree's root.
 pub const INIT_CANDIDATES: [&str; 3] = [
     "sbin/init",

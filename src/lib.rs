@@ -6,16 +6,18 @@ pub mod cli;
 pub mod commands;
 #[cfg(target_os = "linux")]
 pub mod config;
+#[cfg(target_os = "linux")]
+pub mod distro;
 pub mod elf;
 pub mod embedded;
 pub mod fsutil;
 pub mod image;
 pub mod initsys;
 pub mod interrupt;
-#[cfg(target_os = "linux")]
-pub mod linux;
 pub mod overlay;
 pub mod portproxy;
+#[cfg(target_os = "linux")]
+pub mod runtime;
 pub mod ui;
 pub mod version;
 #[cfg(windows)]

@@ -1,9 +1,9 @@
 //! distrod: parse the command line, set up logging, dispatch, turn an error into one line
 //! and an exit code. No logic lives here.
 
-#[cfg(target_os = "linux")]
-use distrod::linux;
 use distrod::{cli, commands, interrupt};
+#[cfg(target_os = "linux")]
+use distrod::{distro, runtime};
 
 use std::process::ExitCode;
 
@@ -13,15 +13,15 @@ fn main() -> ExitCode {
     // Run as a login shell through `enable`'s alias: the session hook, before anything
     // else reads the (caller's) arguments or environment.
     #[cfg(target_os = "linux")]
-    if let Some(shell) = linux::hook::invoked_as_shell() {
-        return linux::hook::run(shell);
+    if let Some(shell) = distro::hook::invoked_as_shell() {
+        return distro::hook::run(shell);
     }
     #[cfg(target_os = "linux")]
-    linux::hook::drop_setuid();
+    distro::hook::drop_setuid();
     // `exec`'s waiting half, re-executed as a small image (after the setuid drop: it
     // forwards signals to a pid it is given).
     #[cfg(target_os = "linux")]
-    if let Some(code) = linux::waiter::dispatch() {
+    if let Some(code) = runtime::waiter::dispatch() {
         return ExitCode::from(code);
     }
     let cli = cli::Cli::parse();

@@ -1,7 +1,7 @@
 //! A distro's account files: /etc/passwd, /etc/shells, /etc/login.defs and /etc/group, as
-//! `distrod enable` and `disable` read and edit them (`linux::accounts`: the hook rule,
+//! `distrod enable` and `disable` read and edit them (`distro::accounts`: the hook rule,
 //! the passwd and shells edits and their undoing) and as `distrod exec -u` reads them
-//! (`linux::users`: a user and their groups).
+//! (`runtime::users`: a user and their groups).
 //!
 //! These files are the distro's own: whatever a package, an administrator or `useradd`
 //! wrote, and they are read as root. The input is the four files joined with NUL bytes, in
@@ -15,8 +15,8 @@
 use std::collections::HashSet;
 use std::fs;
 
-use distrod::linux::accounts::{ALIAS_DIR, LoginDefs, disable, enable, real_of};
-use distrod::linux::users::{parse_groups, parse_passwd};
+use distrod::distro::accounts::{ALIAS_DIR, LoginDefs, disable, enable, real_of};
+use distrod::runtime::users::{parse_groups, parse_passwd};
 
 use crate::scratch::{Scratch, files};
 

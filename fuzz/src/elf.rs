@@ -1,5 +1,5 @@
 //! The ELF header of a binary distrod is handed: `distrod::elf::Header::parse`, the one
-//! reader of its class, byte order and machine, and `linux::install::check_elf`,
+//! reader of its class, byte order and machine, and `distro::install::check_elf`,
 //! `distrod update FILE`'s check of the new binary, which builds on it to read the program
 //! headers and refuses anything but a static, 64-bit, little-endian executable for this
 //! machine, before the file is ever run.
@@ -9,8 +9,8 @@
 
 use std::io::Cursor;
 
+use distrod::distro::install::check_elf;
 use distrod::elf::{Class, Header, HeaderError, LEN, MAGIC, Order};
-use distrod::linux::install::check_elf;
 
 pub fn run(data: &[u8]) {
     let header = Header::parse(data);

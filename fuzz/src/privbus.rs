@@ -1,4 +1,4 @@
-//! The relay to systemd's private socket (`linux::privbus`): how it frames what a client
+//! The relay to systemd's private socket (`runtime::privbus`): how it frames what a client
 //! outside the container (any root process) and the container's systemd send it, so that a
 //! read never goes past the end of a D-Bus message (`Framing`, `message_len`).
 //!
@@ -8,7 +8,7 @@
 //! the length its header gives, the same outcome whatever the reads' sizes, and bytes that
 //! are not D-Bus refused rather than taken.
 
-use distrod::linux::privbus::{Framing, MAX_MESSAGE, Sender, message_len};
+use distrod::runtime::privbus::{Framing, MAX_MESSAGE, Sender, message_len};
 
 /// The relay's largest read (privbus's `CHUNK`).
 const CHUNK: usize = 64 * 1024;

@@ -1,8 +1,8 @@
 //! Texts distrod reads from the kernel and from the session's processes:
-//! `/proc/self/mountinfo` (`linux::cgroup::parse_cgroup2_mount`, which also undoes its octal
-//! escapes), `/proc/PID/stat` (`linux::sys::parse_start_time`, after a command name that may
-//! hold spaces and parentheses), `/proc/locks` (`linux::sys::holder_in`), and the directories
-//! of the session's `PATH`, read from `/proc/PID/environ` (`linux::logon::windows_path`).
+//! `/proc/self/mountinfo` (`runtime::cgroup::parse_cgroup2_mount`, which also undoes its octal
+//! escapes), `/proc/PID/stat` (`runtime::sys::parse_start_time`, after a command name that may
+//! hold spaces and parentheses), `/proc/locks` (`runtime::sys::holder_in`), and the directories
+//! of the session's `PATH`, read from `/proc/PID/environ` (`distro::logon::windows_path`).
 //!
 //! They come from outside distrod's control: a mount point, a process name and an
 //! environment are chosen by whoever made them, and the setuid hook and `enable` read them
@@ -10,9 +10,9 @@
 
 use std::path::Path;
 
-use distrod::linux::cgroup::parse_cgroup2_mount;
-use distrod::linux::logon::windows_path;
-use distrod::linux::sys::{holder_in, parse_start_time};
+use distrod::distro::logon::windows_path;
+use distrod::runtime::cgroup::parse_cgroup2_mount;
+use distrod::runtime::sys::{holder_in, parse_start_time};
 
 pub fn run(data: &[u8]) {
     let text = String::from_utf8_lossy(data);

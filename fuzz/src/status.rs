@@ -4,7 +4,7 @@
 //! them), of `systemctl --failed` (`failed_units`) and of `journalctl -o json`
 //! (`parse_journal`), and the text that `status` prints of the report built from them
 //! (`text`, and the same report as JSON). Also the D-Bus answer a waiter reads the manager's
-//! `SystemState` from (`linux::readiness::parse_string_variant`) and what it makes of it
+//! `SystemState` from (`runtime::readiness::parse_string_variant`) and what it makes of it
 //! (`is_booting`).
 //!
 //! All of it is the container's output: its own `systemctl`, `journalctl` and system bus,
@@ -23,7 +23,7 @@ use distrod::commands::status::{
     Job, Report, TEXT_MAX, boot_secs, by_id, failed_units, is_invocation_id, jobs, parse_jobs,
     parse_journal, parse_show, system_state, text,
 };
-use distrod::linux::readiness::{is_booting, parse_string_variant};
+use distrod::runtime::readiness::{is_booting, parse_string_variant};
 
 /// Jobs, then failed units, the text lists one per line (then "and N more"): status's
 /// `JOB_LINES` and `FAILED_LINES`.

@@ -1,5 +1,5 @@
 //! `distrod enable` / `distrod disable`: hook login accounts so that WSL sessions enter
-//! the systemd container, and undo it (see `linux::hook` and `linux::accounts`).
+//! the systemd container, and undo it (see `distro::hook` and `distro::accounts`).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -8,11 +8,12 @@ use anyhow::{Context, bail};
 
 use crate::cli::{DisableArgs, EnableArgs};
 use crate::config::{self, Config};
-use crate::linux::{self, accounts, hook, install, logon};
+use crate::distro::{accounts, hook, install, logon};
+use crate::runtime::{self};
 use crate::ui::Ui;
 
 pub fn enable(args: &EnableArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
-    linux::require_root("enable")?;
+    runtime::require_root("enable")?;
     let root = Path::new("/");
     if args.accounts_only {
         // The container's reaction to a changed /etc/passwd: only while enabled.
@@ -42,13 +43,13 @@ pub fn enable(args: &EnableArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         bail!(
             "{} is not a root-owned setuid file (mode 4755) after installing; sessions could \
              not enter the container: run `sudo distrod install` and look at what it says",
-            linux::INSTALLED_BINARY
+            runtime::INSTALLED_BINARY
         );
     }
     if done.copied || !was_setuid {
         ui.status(format_args!(
             "installed distrod as {} (setuid root)",
-            linux::INSTALLED_BINARY
+            runtime::INSTALLED_BINARY
         ));
     }
     if let Some(c) = write_config {
@@ -140,7 +141,7 @@ fn write_new_config(c: &Config) -> anyhow::Result<()> {
 }
 
 pub fn disable(args: &DisableArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
-    linux::require_root("disable")?;
+    runtime::require_root("disable")?;
     let was = accounts::is_enabled(Path::new("/"));
     hook::disable(args.keep_running, ui).context("cannot disable distrod")?;
     ui.status(format_args!(

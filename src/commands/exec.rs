@@ -6,16 +6,16 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use crate::cli::ExecArgs;
-use crate::linux::{self, enter, interop, state};
+use crate::runtime::{self, enter, interop, state};
 use crate::ui::Ui;
 
 pub fn run(args: &ExecArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
-    linux::require_root("exec")?;
+    runtime::require_root("exec")?;
     let config = crate::config::load()?;
     // Without --no-launch, go through the launch lock even when it runs: a launch in
     // progress is then waited for (until systemd is ready) instead of raced.
     let st = if args.no_launch {
-        state::running().ok_or(linux::Error::NotRunning)?
+        state::running().ok_or(runtime::Error::NotRunning)?
     } else {
         super::launch::ensure_running(&config, ui)?
     };

@@ -1,4 +1,4 @@
-//! `distrod firstboot`: the user WSL logs in as, then `enable` (see `linux::firstboot`).
+//! `distrod firstboot`: the user WSL logs in as, then `enable` (see `distro::firstboot`).
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
@@ -7,11 +7,12 @@ use anyhow::{Context, bail};
 
 use crate::account::UidConflict;
 use crate::cli::{EnableArgs, FirstbootArgs};
-use crate::linux::{self, firstboot};
+use crate::distro::firstboot;
+use crate::runtime::{self};
 use crate::ui::Ui;
 
 pub fn run(args: &FirstbootArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
-    linux::require_root("firstboot")?;
+    runtime::require_root("firstboot")?;
     if !args.no_enable {
         // Before the user is made: nothing changes in a distro that cannot be enabled.
         super::enable::refuse_without_systemd(std::path::Path::new("/"))?;

@@ -3,11 +3,12 @@
 use std::process::ExitCode;
 
 use crate::cli::{InstallArgs, UninstallArgs, UpdateArgs};
-use crate::linux::{self, INSTALLED_BINARY, install};
+use crate::distro::install;
+use crate::runtime::{self, INSTALLED_BINARY};
 use crate::ui::Ui;
 
 pub fn install(_args: &InstallArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
-    linux::require_root("install")?;
+    runtime::require_root("install")?;
     let done = install::install(ui)?;
     for dir in &done.dirs_created {
         ui.status(format_args!("created {}", dir.display()));
@@ -35,7 +36,7 @@ pub fn install(_args: &InstallArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
 }
 
 pub fn update(args: &UpdateArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
-    linux::require_root("update")?;
+    runtime::require_root("update")?;
     let done = install::update(&args.file, ui)?;
     if done.replaced {
         ui.status(format_args!(
@@ -53,7 +54,7 @@ pub fn update(args: &UpdateArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
 }
 
 pub fn uninstall(_args: &UninstallArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
-    linux::require_root("uninstall")?;
+    runtime::require_root("uninstall")?;
     install::uninstall(ui)?;
     Ok(ExitCode::SUCCESS)
 }

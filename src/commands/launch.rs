@@ -6,15 +6,15 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::cli::LaunchArgs;
-use crate::linux::launch::{self, Options, Outcome, Tuning, Until};
-use crate::linux::readiness::Phase;
-use crate::linux::state::State;
+use crate::runtime::launch::{self, Options, Outcome, Until};
+use crate::runtime::readiness::Phase;
+use crate::runtime::state::State;
 use crate::ui::{Ui, WaitLine};
 
 pub fn run(args: &LaunchArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
-    crate::linux::require_root("launch")?;
+    crate::runtime::require_root("launch")?;
     let config = crate::config::load()?;
-    let mut tuning = Tuning::from_config(&config);
+    let mut tuning = crate::distro::tuning(&config);
     if !args.dns.is_empty() {
         tuning.dns = args.dns.clone();
     }
@@ -68,7 +68,7 @@ pub fn ensure_running(config: &crate::config::Config, ui: &Ui) -> anyhow::Result
         rootfs: None,
         wait: Some(Duration::from_secs(config.boot_timeout)),
         until: Until::Sessions,
-        tuning: Tuning::from_config(config),
+        tuning: crate::distro::tuning(config),
         idle: launch::idle_options(config),
     };
     let outcome = launch_showing(&opts).context("cannot launch the container")?;
@@ -82,7 +82,7 @@ pub fn ensure_running(config: &crate::config::Config, ui: &Ui) -> anyhow::Result
 
 /// [`launch::launch_with`], saying on a terminal what it waits for once that takes a
 /// while (the line is made on the first phase, after the launch's forks).
-fn launch_showing(opts: &Options) -> crate::linux::Result<Outcome> {
+fn launch_showing(opts: &Options) -> crate::runtime::Result<Outcome> {
     let mut line = WaitLine::later();
     let outcome = launch::launch_with(opts, &mut |p: Phase| line.set(p));
     line.finish();

@@ -148,12 +148,12 @@ mod linux {
     use crate::fsutil::{self, Durability, Replace};
     use crate::image::repack::WINDOWS_EXE;
     use crate::interrupt;
-    use crate::linux::{self, mounts, state};
+    use crate::runtime::{self, mounts, state};
     use crate::ui::Ui;
 
     /// `add` and `remove`.
     pub fn edit(add: &[u16], remove: &[u16], ui: &Ui) -> anyhow::Result<ExitCode> {
-        linux::require_root("portproxy")?;
+        runtime::require_root("portproxy")?;
         if add.iter().chain(remove).any(|p| *p == 0) {
             bail!("0 is not a TCP port (1 to 65535)");
         }

@@ -37,7 +37,7 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use crate::cli::StatusArgs;
-use crate::linux::{self, enter, state, sys};
+use crate::runtime::{self, enter, state, sys};
 use crate::ui::Ui;
 
 /// Most jobs, then failed units, listed one per line in the text output (then "and N more").
@@ -61,7 +61,7 @@ pub struct Report {
     pub jobs: Vec<Job>,
     pub failed: Vec<Failed>,
     /// How the container before this one ended (when not running: the last one), as one
-    /// line (`linux::history`): cleanly, or killed with the distro. None: no record.
+    /// line (`runtime::history`): cleanly, or killed with the distro. None: no record.
     pub previous: Option<String>,
 }
 
@@ -111,17 +111,17 @@ impl Report {
 
 pub fn run(args: &StatusArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     // The record lives in a root-only directory, and asking systemd needs its namespaces.
-    linux::require_root("status")?;
+    runtime::require_root("status")?;
     let report = match state::running() {
         None => Report {
-            previous: linux::history::last().map(|r| linux::history::describe(Some(&r))),
+            previous: runtime::history::last().map(|r| runtime::history::describe(Some(&r))),
             ..Report::not_running()
         },
         Some(st) => Report {
             previous: st
                 .previous
                 .as_ref()
-                .map(|r| linux::history::describe(Some(r))),
+                .map(|r| runtime::history::describe(Some(r))),
             ..ask(st.pid, ui, st.rootfs.display().to_string())
         },
     };

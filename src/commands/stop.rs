@@ -6,11 +6,11 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::cli::StopArgs;
-use crate::linux::stop::{self, Outcome};
+use crate::runtime::stop::{self, Outcome};
 use crate::ui::Ui;
 
 pub fn run(args: &StopArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
-    crate::linux::require_root("stop")?;
+    crate::runtime::require_root("stop")?;
     let outcome = stop::stop(args.force, Duration::from_secs(args.timeout))
         .context("cannot stop the container")?;
     match outcome {

@@ -14,6 +14,7 @@
 
 #[cfg(windows)]
 pub mod api;
+pub mod conf;
 pub mod exe;
 #[cfg(test)]
 pub mod fake;

@@ -7,6 +7,7 @@ mod hostile;
 mod idle;
 mod images;
 mod install;
+mod layout;
 mod no_systemd;
 mod portproxy;
 mod real_rootfs;

@@ -60,7 +60,8 @@ pub struct Tuning {
     /// Units masked besides [`mounts::MASKED`], and units of that list left alone.
     pub mask: Vec<String>,
     pub unmask: Vec<String>,
-    /// Re-hook login accounts when /etc/passwd changes (when they are hooked at all).
+    /// Re-hook login accounts when /etc/passwd changes: `hook.rehook`, where the accounts
+    /// are hooked at all (which the distro integration knows: `distro::tuning`).
     pub rehook: bool,
     /// The launching session's WSL variables, which services get too.
     pub session_env: Vec<(String, String)>,
@@ -400,11 +401,8 @@ fn start(
             .filter(|p| bindable(&root, p)),
         dns: t.dns.clone(),
         service_env: t.service_env(Path::new(super::interop::RUN_WSL).is_dir()),
-        rehook: (t.rehook
-            && rootfs.is_none()
-            && super::accounts::is_enabled(Path::new("/"))
-            && Path::new(super::INSTALLED_BINARY).is_file())
-        .then(|| PathBuf::from(super::INSTALLED_BINARY)),
+        rehook: (t.rehook && rootfs.is_none() && Path::new(super::INSTALLED_BINARY).is_file())
+            .then(|| PathBuf::from(super::INSTALLED_BINARY)),
         portproxy_unit: (rootfs.is_none() && Path::new(mounts::PORTPROXY_UNIT_FILE).is_file())
             .then(|| PathBuf::from(mounts::PORTPROXY_UNIT_FILE)),
         hide_drives: hidden_drives(),

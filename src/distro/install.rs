@@ -34,9 +34,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{Context, Error, INSTALL_DIR, INSTALLED_BINARY, Result};
 use crate::fsutil::{self, Durability, Replace, Replacement};
 use crate::overlay::OVERLAY;
+use crate::runtime::{Context, Error, INSTALL_DIR, INSTALLED_BINARY, Result};
 use crate::ui::Ui;
 
 /// Mode of the installed binary: setuid root, see the module documentation.
@@ -102,7 +102,7 @@ pub fn install(_ui: &Ui) -> Result<Installed> {
 
     done.copied = install_binary()?;
     // The distro's identity, which names its container's cgroup.
-    super::identity::get();
+    crate::runtime::identity::get();
     for (rel, contents) in OVERLAY {
         let path = overlay_path(rel)?;
         if lay_file(&path, contents)? {
@@ -196,7 +196,7 @@ pub fn update(file: &Path, _ui: &Ui) -> Result<Updated> {
 /// container, where `/opt/distrod` is the running session's own program.
 pub fn uninstall(ui: &Ui) -> Result<()> {
     require_real_root("uninstall")?;
-    if super::inside_container() {
+    if crate::runtime::inside_container() {
         let distro = std::env::var("WSL_DISTRO_NAME").unwrap_or_else(|_| "<distro>".into());
         return Err(Error::Other(format!(
             "distrod uninstall cannot run inside the systemd container (this session \
@@ -698,7 +698,7 @@ fn run_version(path: &Path) -> Result<String, String> {
     let mut timed_out = false;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || !super::sys::wait_readable(&stdout, left) {
+        if left.is_zero() || !crate::runtime::sys::wait_readable(&stdout, left) {
             timed_out = true;
             break;
         }

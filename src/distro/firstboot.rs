@@ -16,7 +16,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use super::{Context, Error, Result, users};
+use crate::runtime::{Context, Error, Result, users};
 
 /// What was set up.
 #[derive(Debug)]

@@ -50,9 +50,9 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Context, Error, INSTALLED_BINARY, Result};
 pub use crate::account::LoginDefs;
 use crate::fsutil::{self, Durability, Replace};
+use crate::runtime::{Context, Error, INSTALLED_BINARY, Result};
 
 /// Where the alias symlinks live; an alias is this prefix followed by the real shell's path.
 pub const ALIAS_DIR: &str = "/opt/distrod/alias";

@@ -64,9 +64,10 @@ fn yes() -> bool {
 }
 
 impl State {
-    /// Whether the recorded process still is the one that was launched.
+    /// Whether the recorded process still is the one that was launched, and runs: an
+    /// exited systemd that the distro's init has not reaped yet is not a running container.
     pub fn is_alive(&self) -> bool {
-        sys::start_time(self.pid) == Some(self.start_time)
+        sys::running_since(self.pid) == Some(self.start_time)
     }
 }
 

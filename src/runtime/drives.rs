@@ -54,7 +54,7 @@ const NOT_DRIVES: [&str; 2] = ["wsl", "wslg"];
 /// `[automount] root` of a wsl.conf text (WSL's default `/mnt/`), as an absolute path.
 pub fn automount_root(wsl_conf: Option<&str>) -> PathBuf {
     let root = wsl_conf
-        .and_then(|t| super::hook::wsl_conf_value(t, "automount", "root"))
+        .and_then(|t| crate::wsl::conf::value(t, "automount", "root"))
         .filter(|r| r.starts_with('/'))
         .unwrap_or_else(|| "/mnt/".into());
     let trimmed = root.trim_end_matches('/');

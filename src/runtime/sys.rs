@@ -420,6 +420,26 @@ pub fn start_time(pid: i32) -> Option<u64> {
     parse_start_time(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
+/// Field 3 of /proc/PID/stat, the state: `Z` for a zombie (exited, not yet reaped by its
+/// parent), `X` for one being reaped.
+pub fn parse_state(stat: &str) -> Option<char> {
+    stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .next()?
+        .chars()
+        .next()
+}
+
+/// The start time of `pid` while it runs: None once it has exited, also while it is a
+/// zombie its parent has not reaped yet (whose /proc entry still stands).
+pub fn running_since(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    if matches!(parse_state(&stat), Some('Z' | 'X')) {
+        return None;
+    }
+    parse_start_time(&stat)
+}
+
 /// Seconds since `pid` started (from /proc/uptime and the start time in ticks).
 pub fn uptime_of(pid: i32) -> Option<f64> {
     let ticks = start_time(pid)? as f64;
@@ -446,6 +466,15 @@ pub fn ns_id(pid: i32, ns: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_state_after_odd_comm() {
+        let stat = "4242 (a (Z) c) Z 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98 1 1";
+        assert_eq!(super::parse_state(stat), Some('Z'));
+        assert_eq!(super::parse_state("7 (sh) S 1"), Some('S'));
+        assert_eq!(super::parse_state("7 (sh)"), None);
+        assert_eq!(super::parse_state("garbage"), None);
+    }
+
     #[test]
     fn start_time_after_odd_comm() {
         let stat =

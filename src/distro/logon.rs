@@ -20,7 +20,7 @@ use std::process::{Command, Stdio};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Context, Error, INSTALL_DIR, INSTALLED_BINARY, Result};
+use crate::runtime::{Context, Error, INSTALL_DIR, INSTALLED_BINARY, Result};
 
 /// The key Windows runs at logon, per user.
 pub const RUN_KEY: &str = r"HKCU\Software\Microsoft\Windows\CurrentVersion\Run";
@@ -109,7 +109,7 @@ fn session_values(name: &str) -> Vec<String> {
                 values.push(v);
             }
         }
-        pid = super::interop::parent_of(pid).unwrap_or(0);
+        pid = crate::runtime::interop::parent_of(pid).unwrap_or(0);
     }
     values
 }

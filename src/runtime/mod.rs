@@ -1,31 +1,38 @@
 //! The container runtime (Linux only): a distro's own systemd as PID 1 of new mount, pid,
-//! uts, ipc and cgroup namespaces, and the code that enters it.
+//! uts, ipc and cgroup namespaces, and the code that enters it. The WSL distro integration
+//! (the login hook, install, enable) is built on it in [`crate::distro`]; nothing here
+//! depends on that.
 //!
 //! Which code runs where:
 //! - [`launch`] runs in the caller and forks the process that becomes the container's
-//!   PID 1; that process runs [`shim`] (and applies the [`mounts`] plan) before it execs
-//!   systemd. Nothing else ever runs as PID 1.
-//! - [`enter`] joins a running container (setns) for `exec` and `status`; the session
-//!   reaper it forks lives inside the container and may call [`logind`].
-//! - [`stop`] powers the container off and removes what it left behind ([`cgroup`]).
-//! - [`state`] is the record under `/run/distrod` that ties these together.
+//!   PID 1; that process runs [`shim`] (and applies the [`mounts`] plan, in the process
+//!   state of [`procstate`]) before it execs systemd. Nothing else ever runs as PID 1.
+//!   Sessions enter once [`readiness`] says what they need answers.
+//! - [`enter`] joins a running container (setns) for `exec`, the hook and `status`; the
+//!   session reaper it forks lives inside the container and may call [`logind`] (over
+//!   [`dbus`]) and serve [`interop`]; [`waiter`] is the caller's waiting half. A session's
+//!   Windows drives follow its elevation ([`drives`]); [`users`] reads the container's
+//!   accounts.
+//! - [`keeper`] stays outside the container while it runs: the cover of systemd's private
+//!   socket ([`privbus`]), the stop before WSL's idle stop ([`idle`]), and the clean-up
+//!   after a poweroff from inside.
+//! - [`stop`] powers the container off and removes what it left behind ([`cgroup`], the
+//!   distro's /run).
+//! - [`state`] is the record under `/run/distrod` that ties these together; [`identity`]
+//!   names the distro's cgroup; [`history`] says how the previous container ended.
+//! - [`sys`] wraps the kernel calls nix does not cover.
 
-pub mod accounts;
 pub mod cgroup;
 pub mod dbus;
 pub mod drives;
 pub mod enter;
-pub mod firstboot;
 pub mod history;
-pub mod hook;
 pub mod identity;
 pub mod idle;
-pub mod install;
 pub mod interop;
 pub mod keeper;
 pub mod launch;
 pub mod logind;
-pub mod logon;
 pub mod mounts;
 pub mod privbus;
 pub mod procstate;

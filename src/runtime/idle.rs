@@ -45,7 +45,7 @@ pub fn begin_after(window: Duration, margin: Duration) -> Duration {
 /// `[general] instanceIdleTimeout` of a `.wslconfig` text: None when unset or not a number;
 /// `Some(None)` for a negative value (WSL never idles the distro).
 pub fn window_of(wslconfig: &str) -> Option<Option<Duration>> {
-    let v = super::hook::wsl_conf_value(wslconfig, "general", "instanceIdleTimeout")?;
+    let v = crate::wsl::conf::value(wslconfig, "general", "instanceIdleTimeout")?;
     let ms: i64 = v.trim().parse().ok()?;
     Some(u64::try_from(ms).ok().map(Duration::from_millis))
 }

@@ -29,11 +29,12 @@ use std::time::Duration;
 
 use nix::unistd::{Gid, Uid};
 
-use super::interop::{self, Caller};
-use super::launch::{self, Options, Tuning, Until};
-use super::readiness::Phase;
-use super::{Context, Error, Result, accounts, enter, stop};
+use super::accounts;
 use crate::config::Config;
+use crate::runtime::interop::{self, Caller};
+use crate::runtime::launch::{self, Options, Until};
+use crate::runtime::readiness::Phase;
+use crate::runtime::{Context, Error, Result, enter, stop};
 use crate::ui::{Ui, WaitLine};
 
 /// The real shell when this process was executed through an alias, else None.
@@ -76,13 +77,13 @@ pub fn drop_setuid() {
 pub fn run(shell: String) -> ExitCode {
     let argv: Vec<OsString> = std::env::args_os().collect();
     let caller = Caller::current();
-    if super::inside_container() {
+    if crate::runtime::inside_container() {
         exec_plain(&shell, &argv, &caller, None);
     }
     if !nix::unistd::geteuid().is_root() {
         let why = format!(
             "{} is not setuid root (`sudo distrod install` makes it so)",
-            super::INSTALLED_BINARY
+            crate::runtime::INSTALLED_BINARY
         );
         exec_plain(&shell, &argv, &caller, Some(&why));
     }
@@ -93,7 +94,7 @@ pub fn run(shell: String) -> ExitCode {
     }
     // Root now, and still in the caller's foreground job until the session's reaper takes
     // the terminal over: a Ctrl-Z must not leave a root process stopped.
-    super::procstate::ignore_job_control();
+    crate::runtime::procstate::ignore_job_control();
     let config = match crate::config::load() {
         Ok(c) => c,
         Err(e) => {
@@ -114,7 +115,7 @@ pub fn run(shell: String) -> ExitCode {
         rootfs: None,
         wait: Some(Duration::from_secs(config.boot_timeout)),
         until: Until::Sessions,
-        tuning: Tuning::from_config(&config),
+        tuning: super::tuning(&config),
         idle: launch::idle_options(&config),
     };
     // Its thread starts on the launcher's first word, after its fork: none may run at a fork.
@@ -137,7 +138,12 @@ pub fn run(shell: String) -> ExitCode {
             }
             (state.pid, !state.ready)
         }
-        Err(e) => return fallback(format!("cannot start systemd: {}", super::chain(&e))),
+        Err(e) => {
+            return fallback(format!(
+                "cannot start systemd: {}",
+                crate::runtime::chain(&e)
+            ));
+        }
     };
     let socket = interop::session_socket(&caller);
     let cmd = enter::Command {
@@ -155,7 +161,7 @@ pub fn run(shell: String) -> ExitCode {
         Ok(exit) => ExitCode::from((exit.code & 0xff) as u8),
         Err(e) => fallback(format!(
             "cannot enter the systemd container: {}",
-            super::chain(&e)
+            crate::runtime::chain(&e)
         )),
     }
 }
@@ -189,7 +195,7 @@ fn exec_plain(shell: &str, argv: &[OsString], caller: &Caller, why: Option<&str>
         eprintln!("distrod: cannot switch back to uid {}", caller.uid);
         std::process::exit(126);
     }
-    super::shim::reset_signals();
+    crate::runtime::shim::reset_signals();
     let prog = CString::new(shell).unwrap_or_default();
     let args = enter::to_cstrings(argv);
     let e = nix::unistd::execv(&prog, &args).unwrap_err();
@@ -206,14 +212,14 @@ pub fn native_systemd() -> Option<String> {
     let fix = "set `systemd=false` under [boot] in /etc/wsl.conf, run `wsl --terminate \
                <distro>` from Windows, then `distrod enable` again";
     if let Ok(text) = std::fs::read_to_string("/etc/wsl.conf")
-        && wsl_conf_systemd(&text)
+        && crate::wsl::conf::systemd_on(&text)
     {
         return Some(format!(
             "WSL's own systemd is on (`systemd=true` under [boot] in /etc/wsl.conf), and \
                  only one systemd can run the distro: {fix}"
         ));
     }
-    if !super::inside_container()
+    if !crate::runtime::inside_container()
         && std::fs::read_to_string("/proc/1/comm").is_ok_and(|c| c.trim() == "systemd")
     {
         return Some(format!(
@@ -221,37 +227,6 @@ pub fn native_systemd() -> Option<String> {
         ));
     }
     None
-}
-
-/// `[boot] systemd=true` in wsl.conf's ini syntax (case-insensitive keys and values,
-/// optional quotes, `#`/`;` comments).
-pub fn wsl_conf_systemd(text: &str) -> bool {
-    wsl_conf_value(text, "boot", "systemd").is_some_and(|v| v.eq_ignore_ascii_case("true"))
-}
-
-/// The value of `key` in `[section]` of a wsl.conf text (the last one wins; section and
-/// key names case-insensitive; quotes and trailing `#`/`;` comments removed).
-pub fn wsl_conf_value(text: &str, section: &str, key: &str) -> Option<String> {
-    let mut current = String::new();
-    let mut found = None;
-    for line in text.lines() {
-        let l = line.trim();
-        if l.starts_with('#') || l.starts_with(';') {
-            continue;
-        }
-        if let Some(s) = l.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
-            current = s.trim().to_ascii_lowercase();
-            continue;
-        }
-        let Some((k, v)) = l.split_once('=') else {
-            continue;
-        };
-        if current.eq_ignore_ascii_case(section) && k.trim().eq_ignore_ascii_case(key) {
-            let v = v.split(['#', ';']).next().unwrap_or("").trim();
-            found = Some(v.trim_matches('"').trim().to_string());
-        }
-    }
-    found
 }
 
 /// `disable`'s work: the shells back as they were, then the container stopped unless
@@ -270,7 +245,7 @@ pub fn disable(keep_running: bool, ui: &Ui) -> Result<()> {
     if keep_running {
         return Ok(());
     }
-    if super::inside_container() {
+    if crate::runtime::inside_container() {
         ui.warn(format_args!(
             "the container keeps running until `distrod stop` from outside it (`wsl -e \
              /opt/distrod/bin/distrod stop`) or until WSL shuts the distro down"
@@ -288,38 +263,10 @@ pub fn disable(keep_running: bool, ui: &Ui) -> Result<()> {
 
 /// What `uninstall` does first: restore the shells and stop the container.
 pub fn disable_for_uninstall(ui: &Ui) -> Result<()> {
-    if super::inside_container() {
+    if crate::runtime::inside_container() {
         return Err(Error::Other(
             "cannot uninstall from inside the container".into(),
         ));
     }
     disable(false, ui)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn wsl_conf_systemd_switch() {
-        assert!(wsl_conf_systemd("[boot]\nsystemd=true\n"));
-        assert!(wsl_conf_systemd("[Boot]\n  SystemD = \"True\"  # on\n"));
-        assert!(!wsl_conf_systemd("[boot]\nsystemd=false\n"));
-        assert!(!wsl_conf_systemd("[user]\nsystemd=true\n"));
-        assert!(!wsl_conf_systemd("[boot]\n# systemd=true\ncommand=x\n"));
-        assert!(!wsl_conf_systemd("[boot]\nsystemd=true\nsystemd=false\n"));
-        assert!(!wsl_conf_systemd(""));
-        assert_eq!(
-            wsl_conf_value(
-                "[AutoMount]\nRoot = \"/win/\" # here\n",
-                "automount",
-                "root"
-            ),
-            Some("/win/".into())
-        );
-        assert_eq!(
-            wsl_conf_value("[boot]\nroot=/x\n", "automount", "root"),
-            None
-        );
-    }
 }
