@@ -452,6 +452,7 @@ mod tests {
         assert_eq!(m.permissions().mode() & 0o777, 0o710);
         let (r, w) = std::io::pipe().unwrap();
         // A forked child as uid 4242 tries to read a file in it, and to create one.
+        // SAFETY: the child only makes syscalls and leaves with _exit.
         match unsafe { nix::unistd::fork() }.unwrap() {
             nix::unistd::ForkResult::Child => {
                 let code = (|| {
@@ -463,6 +464,7 @@ mod tests {
                 })()
                 .unwrap_or(4);
                 let _ = std::io::Write::write_all(&mut &w, &[code]);
+                // SAFETY: leave the fork without the test harness's destructors.
                 unsafe { libc::_exit(0) }
             }
             nix::unistd::ForkResult::Parent { child } => {

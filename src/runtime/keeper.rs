@@ -44,6 +44,7 @@ pub fn spawn(st: &State, duties: &Duties) {
     match unsafe { fork() } {
         Ok(ForkResult::Child) => {
             let _ = setsid();
+            // SAFETY: this child is single-threaded (a fork of a single-threaded caller).
             if let Ok(ForkResult::Child) = unsafe { fork() } {
                 // SAFETY: close_range with plain integer arguments.
                 unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };

@@ -278,6 +278,8 @@ pub fn start_relay(pid: i32, pid_ns: u64) -> Result<()> {
     match unsafe { fork() }.ctx(|| "fork".into())? {
         ForkResult::Child => {
             let code = match nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID) {
+                // SAFETY: the intermediate is single-threaded (a fork of the keeper, which
+                // is); the relay starts its threads after this fork.
                 Ok(()) => match unsafe { fork() } {
                     Ok(ForkResult::Child) => {
                         drop(ns);

@@ -617,6 +617,7 @@ mod clone_tests {
         std::fs::create_dir(&dir).unwrap();
         let (mut r, w) = std::io::pipe().unwrap();
         // Run in a forked helper so this (multi-threaded) test process never clone3s itself.
+        // SAFETY: the helper only makes syscalls and leaves with _exit.
         let out = match unsafe { nix::unistd::fork() }.unwrap() {
             nix::unistd::ForkResult::Child => {
                 let code = match super::fork_into_cgroup(&dir) {
@@ -633,6 +634,7 @@ mod clone_tests {
                     Some(Err(_)) => 2,
                     None => 3,
                 };
+                // SAFETY: leave the fork without the test harness's destructors.
                 unsafe { libc::_exit(code) }
             }
             nix::unistd::ForkResult::Parent { child } => {
