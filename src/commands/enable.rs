@@ -8,8 +8,8 @@ use anyhow::{Context, bail};
 
 use crate::cli::{DisableArgs, EnableArgs};
 use crate::config::{self, Config};
-use crate::distro::{accounts, hook, install, logon};
-use crate::runtime::{self};
+use crate::distro::{self, accounts, install, logon};
+use crate::runtime;
 use crate::ui::Ui;
 
 pub fn enable(args: &EnableArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
@@ -22,10 +22,11 @@ pub fn enable(args: &EnableArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    if let Some(why) = hook::native_systemd() {
+    if let Some(why) =
+        distro::enable::native_systemd().or_else(|| distro::enable::without_systemd(root))
+    {
         bail!("{why}");
     }
-    refuse_without_systemd(root)?;
     // Checked before anything is changed.
     let config = config::load()?;
     let write_config = dns_config(&config, &args.dns)?;
@@ -97,15 +98,6 @@ pub fn enable(args: &EnableArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Refuses a distro whose tree would not boot systemd in the container (`initsys`), before
-/// anything is changed: every session would otherwise run outside, after an error.
-pub fn refuse_without_systemd(root: &Path) -> anyhow::Result<()> {
-    if let Err(no) = crate::initsys::check_dir(root) {
-        bail!("cannot enable distrod in this distro: {no}; nothing was changed");
-    }
-    Ok(())
-}
-
 /// `--dns`: a new /etc/distrod.toml holding it, unless one exists (then its `dns` must
 /// already say the same: distrod does not rewrite the administrator's file).
 fn dns_config(config: &Config, dns: &[std::net::IpAddr]) -> anyhow::Result<Option<Config>> {
@@ -143,7 +135,7 @@ fn write_new_config(c: &Config) -> anyhow::Result<()> {
 pub fn disable(args: &DisableArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     runtime::require_root("disable")?;
     let was = accounts::is_enabled(Path::new("/"));
-    hook::disable(args.keep_running, ui).context("cannot disable distrod")?;
+    distro::enable::disable(args.keep_running, ui).context("cannot disable distrod")?;
     ui.status(format_args!(
         "{}",
         if was {

@@ -15,7 +15,9 @@ pub fn run(args: &FirstbootArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     runtime::require_root("firstboot")?;
     if !args.no_enable {
         // Before the user is made: nothing changes in a distro that cannot be enabled.
-        super::enable::refuse_without_systemd(std::path::Path::new("/"))?;
+        if let Some(why) = crate::distro::enable::without_systemd(std::path::Path::new("/")) {
+            bail!("{why}");
+        }
     }
     let terminal = std::io::stdin().is_terminal();
     let name = match &args.user {

@@ -206,7 +206,7 @@ pub fn uninstall(ui: &Ui) -> Result<()> {
     }
     // Restores the login shells and stops the container, so no session is left pointing
     // at what is removed next.
-    super::hook::disable_for_uninstall(ui)?;
+    super::enable::disable_for_uninstall(ui)?;
 
     let created = read_created_dirs();
     let mut removed_any = false;

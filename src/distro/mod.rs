@@ -2,13 +2,15 @@
 //! sessions land in the container ([`crate::runtime`]).
 //!
 //! - [`install`] puts the binary into the distro (`install`, `update`, `uninstall`);
-//!   [`accounts`] hooks the login accounts (`enable`) and puts them back (`disable`), and
-//!   [`hook`] is what a hooked login shell runs: it starts the container and enters it.
+//!   [`accounts`] hooks the login accounts and puts them back; [`enable`] holds `enable`'s
+//!   checks and `disable`'s work side by side; [`hook`] is what a hooked login shell runs:
+//!   it starts the container and enters it.
 //! - [`firstboot`] creates the user of a new distro (the Windows installer's and a `.wsl`
 //!   package's first start).
 //! - [`logon`] asks Windows to start the distro at logon, from inside it.
 
 pub mod accounts;
+pub mod enable;
 pub mod firstboot;
 pub mod hook;
 pub mod install;
