@@ -205,10 +205,7 @@ fn install_with(
         wsl,
         autostart,
         name: &plan.name,
-        created_dirs: Vec::new(),
-        tarball: None,
-        registered: false,
-        autostart_on: false,
+        log: Vec::new(),
     };
     match steps(&mut undo, plan, ui, make_tarball, interrupted) {
         Ok(done) => Ok(done),
@@ -232,9 +229,11 @@ fn steps(
         }
         Ok(())
     };
-    undo.created_dirs = create_dirs(&plan.location)?;
+    for dir in create_dirs(&plan.location)? {
+        undo.did(Action::CreatedDir(dir));
+    }
     let tarball = plan.location.join(TARBALL_NAME);
-    undo.tarball = Some(tarball.clone());
+    undo.did(Action::Tarball(tarball.clone()));
     make_tarball(&tarball)?;
     checkpoint()?;
 
@@ -242,12 +241,14 @@ fn steps(
     let imported = undo.wsl.import(&plan.name, &plan.location, &tarball);
     if let Err(e) = imported {
         // A failed import may still have left the name behind.
-        undo.registered = undo.wsl.is_registered(&plan.name).unwrap_or(true);
+        if undo.wsl.is_registered(&plan.name).unwrap_or(true) {
+            undo.did(Action::Registered);
+        }
         return Err(e.into());
     }
-    undo.registered = true;
+    undo.did(Action::Registered);
     remove_file(&tarball)?;
-    undo.tarball = None;
+    undo.retire(&Action::Tarball(tarball));
     checkpoint()?;
 
     ui.status(if plan.systemd {
@@ -259,11 +260,11 @@ fn steps(
     checkpoint()?;
     undo.wsl.set_default_user(&plan.name, uid)?;
     if plan.autostart {
-        undo.autostart_on = true;
+        undo.did(Action::Autostart);
         undo.autostart.enable(&plan.name, false)?;
     }
     checkpoint()?;
-    undo.forget();
+    undo.commit();
     Ok(Installed { uid })
 }
 
@@ -347,60 +348,87 @@ fn create_dirs(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(created)
 }
 
-/// What to take back when an install fails.
+/// One step of an install that a failure must take back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Action {
+    /// A directory of the location, made by the install (outermost first in the log).
+    CreatedDir(PathBuf),
+    /// The install tarball, from before it is written until it is removed after the import.
+    Tarball(PathBuf),
+    /// The distro is registered with WSL (or may be: a failed import can leave its name).
+    Registered,
+    /// The logon entry is (being) written.
+    Autostart,
+}
+
+/// The install as a transaction: each step is logged ([`Undo::did`]) before or as it is
+/// taken, and a failure takes the logged steps back in reverse order ([`Undo::run`]); a
+/// finished install forgets them ([`Undo::commit`]).
 struct Undo<'a> {
     wsl: &'a dyn Wsl,
     autostart: &'a dyn Autostart,
     name: &'a str,
-    created_dirs: Vec<PathBuf>,
-    tarball: Option<PathBuf>,
-    registered: bool,
-    autostart_on: bool,
+    log: Vec<Action>,
 }
 
 impl Undo<'_> {
-    fn forget(&mut self) {
-        self.created_dirs.clear();
-        self.tarball = None;
-        self.registered = false;
-        self.autostart_on = false;
+    fn did(&mut self, action: Action) {
+        self.log.push(action);
+    }
+
+    /// `action` needs no undoing any more (its effect is gone already).
+    fn retire(&mut self, action: &Action) {
+        if let Some(i) = self.log.iter().rposition(|a| a == action) {
+            self.log.remove(i);
+        }
+    }
+
+    fn commit(&mut self) {
+        self.log.clear();
     }
 
     /// Best effort, in reverse order; what cannot be undone is said, not hidden.
     fn run(&mut self, ui: &Ui) {
-        if self.autostart_on
-            && let Err(e) = self.autostart.disable(self.name)
-        {
-            ui.warn(format!(
-                "cannot remove the logon entry of {}: {e:#}",
-                self.name
-            ));
+        while let Some(action) = self.log.pop() {
+            self.take_back(action, ui);
         }
-        if self.registered {
-            ui.status(format!(
-                "Removing the half-installed {} from WSL",
-                self.name
-            ));
-            if let Err(e) = self.wsl.unregister(self.name) {
-                ui.warn(format!(
-                    "{e}; remove it with `wsl --unregister {}`",
+    }
+
+    fn take_back(&self, action: Action, ui: &Ui) {
+        match action {
+            Action::Autostart => {
+                if let Err(e) = self.autostart.disable(self.name) {
+                    ui.warn(format!(
+                        "cannot remove the logon entry of {}: {e:#}",
+                        self.name
+                    ));
+                }
+            }
+            Action::Registered => {
+                ui.status(format!(
+                    "Removing the half-installed {} from WSL",
                     self.name
                 ));
+                if let Err(e) = self.wsl.unregister(self.name) {
+                    ui.warn(format!(
+                        "{e}; remove it with `wsl --unregister {}`",
+                        self.name
+                    ));
+                }
+            }
+            Action::Tarball(t) => {
+                if let Err(e) = remove_file(&t) {
+                    ui.warn(format!("{e:#}"));
+                }
+            }
+            Action::CreatedDir(dir) => {
+                if let Err(e) = fs::remove_dir(&dir)
+                    && e.kind() != io::ErrorKind::NotFound
+                {
+                    ui.warn(format!("cannot remove {}: {e}", dir.display()));
+                }
             }
         }
-        if let Some(t) = self.tarball.take()
-            && let Err(e) = remove_file(&t)
-        {
-            ui.warn(format!("{e:#}"));
-        }
-        for dir in self.created_dirs.iter().rev() {
-            if let Err(e) = fs::remove_dir(dir)
-                && e.kind() != io::ErrorKind::NotFound
-            {
-                ui.warn(format!("cannot remove {}: {e}", dir.display()));
-            }
-        }
-        self.forget();
     }
 }
 
