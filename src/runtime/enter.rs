@@ -13,22 +13,23 @@
 //! (never reaped): poweroff hangs 90 s + 90 s. Here the caller only holds a socket to B:
 //! B says hello (SCM_CREDENTIALS gives the caller B's pid in *its* pid namespace, for
 //! forwarding signals), then sends the exit code; EOF without one means the container
-//! went away (255).
+//! went away (255). The signals and codes are [`super::signals`] (shared with
+//! [`super::waiter`]); the session's environment is [`super::session_env`].
 
 use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, Ordering};
 
 use nix::errno::Errno;
 use nix::sched::{CloneFlags, setns};
-use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Gid, Pid, Uid, fork};
 
+use super::session_env::{SessionVars, session_env};
+use super::signals::{self, code_of};
 use super::state::NAMESPACES;
 use super::users::{self, User};
 use super::{Context, Error, Result, cgroup, interop, logind, shim, sys};
@@ -50,7 +51,8 @@ pub struct Command {
     pub cwd: Option<PathBuf>,
     /// The caller's working directory (tried when `cwd` is None).
     pub caller_cwd: Option<PathBuf>,
-    /// Caller environment variables passed through (see [`PASSED_ENV`]).
+    /// Caller environment variables passed through (see
+    /// [`super::session_env::PASSED_ENV`]).
     pub caller_env: Vec<(OsString, OsString)>,
     /// More variable names to pass through (`session.pass_env` in /etc/distrod.toml).
     pub pass_env: Vec<String>,
@@ -61,137 +63,10 @@ pub struct Command {
     pub booting: bool,
 }
 
-/// Caller variables worth keeping: the terminal, the locale (and every `LC_*`), and WSL's
-/// session variables (WSLg, Windows Terminal). Everything else is the container's
-/// business. `WSL_INTEROP` is set to the session's entry inside ([`interop`]), and the
-/// Windows directories of the caller's PATH (drive mounts, `/mnt/<letter>/...`, which WSL
-/// appends) are appended to the session's PATH.
-pub const PASSED_ENV: [&str; 13] = [
-    "TERM",
-    "COLORTERM",
-    "LANG",
-    "LANGUAGE",
-    "WSL_DISTRO_NAME",
-    "WSLENV",
-    "NAME",
-    "HOSTTYPE",
-    "DISPLAY",
-    "WAYLAND_DISPLAY",
-    "PULSE_SERVER",
-    "WT_SESSION",
-    "WT_PROFILE_ID",
-];
-
-fn passed(key: &[u8], extra: &[String]) -> bool {
-    PASSED_ENV.iter().any(|p| p.as_bytes() == key)
-        || key.starts_with(b"LC_")
-        || extra.iter().any(|e| e.as_bytes() == key)
-}
-
-/// The caller's PATH entries under Windows drive mounts (`/mnt/c/...`).
-fn windows_path(caller_path: Option<&[u8]>) -> Vec<&[u8]> {
-    caller_path
-        .unwrap_or_default()
-        .split(|b| *b == b':')
-        .filter(|b| {
-            b.len() >= 6
-                && b.starts_with(b"/mnt/")
-                && b[5].is_ascii_lowercase()
-                && (b.len() == 6 || b[6] == b'/')
-        })
-        .collect()
-}
-
-/// The signals the caller forwards to the command (through B): what a terminal or a
-/// supervisor sends to a foreground process.
-pub const FORWARDED: [Signal; 7] = [
-    Signal::SIGINT,
-    Signal::SIGTERM,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGWINCH,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-];
-
-/// The container vanished while the command ran.
-pub const CODE_VANISHED: i32 = 255;
-
 #[derive(Debug)]
 pub struct Exit {
     pub code: i32,
     pub stdout: Vec<u8>,
-}
-
-/// What a session's environment is made of besides the user.
-#[derive(Debug, Default)]
-pub struct SessionVars<'a> {
-    pub runtime_dir: Option<&'a str>,
-    pub session_id: Option<&'a str>,
-    /// The session's `/run/WSL/<pid>_interop`.
-    pub interop: Option<&'a Path>,
-    pub caller_env: &'a [(OsString, OsString)],
-    pub pass_env: &'a [String],
-}
-
-/// The session's environment: a clean one, as login(1) would build it, plus what the
-/// caller passes on (see [`PASSED_ENV`]).
-pub fn session_env(user: &User, v: &SessionVars) -> Vec<OsString> {
-    let mut path = if user.uid == 0 {
-        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-    } else {
-        "/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games"
-    }
-    .as_bytes()
-    .to_vec();
-    let caller_path = v
-        .caller_env
-        .iter()
-        .find(|(k, _)| k == "PATH")
-        .map(|(_, p)| p.as_bytes());
-    for d in windows_path(caller_path) {
-        path.push(b':');
-        path.extend_from_slice(d);
-    }
-    let (runtime_dir, session_id) = (v.runtime_dir, v.session_id);
-    let mut path_var = b"PATH=".to_vec();
-    path_var.extend_from_slice(&path);
-    let mut env: Vec<OsString> = vec![OsString::from_vec(path_var)];
-    env.extend(
-        [
-            format!("HOME={}", user.home.display()),
-            format!("USER={}", user.name),
-            format!("LOGNAME={}", user.name),
-            format!("SHELL={}", user.shell),
-        ]
-        .map(OsString::from),
-    );
-    if let Some(dir) = runtime_dir {
-        env.push(format!("XDG_RUNTIME_DIR={dir}").into());
-        env.push(format!("DBUS_SESSION_BUS_ADDRESS=unix:path={dir}/bus").into());
-    }
-    if let Some(id) = session_id {
-        env.push(format!("XDG_SESSION_ID={id}").into());
-        env.push("XDG_SESSION_TYPE=tty".into());
-        env.push("XDG_SESSION_CLASS=user".into());
-    }
-    if let Some(p) = v.interop {
-        let mut e = OsString::from("WSL_INTEROP=");
-        e.push(p.as_os_str());
-        env.push(e);
-    }
-    env.extend(
-        v.caller_env
-            .iter()
-            .filter(|(k, _)| passed(k.as_bytes(), v.pass_env))
-            .map(|(k, v)| {
-                let mut e = k.clone();
-                e.push("=");
-                e.push(v);
-                e
-            }),
-    );
-    env
 }
 
 /// Runs `cmd` in the container whose PID 1 is `pid` (outer pid namespace) and returns its
@@ -253,14 +128,14 @@ pub fn run(pid: i32, cmd: &Command, interop: Option<&OwnedFd>, ui: &Ui) -> Resul
                 // the exec failed).
                 super::waiter::hand_over(&ours, reaper);
             }
-            FORWARD_TO.store(reaper, Ordering::SeqCst);
-            install_forwarding();
+            signals::forward_to(reaper);
+            signals::install_forwarding();
             let mut stdout = Vec::new();
             if let Some(mut r) = reader {
                 let _ = r.read_to_end(&mut stdout);
             }
-            let code = read_code(&ours);
-            FORWARD_TO.store(0, Ordering::SeqCst);
+            let code = signals::read_code(ours.as_raw_fd());
+            signals::forward_to(0);
             Ok(Exit { code, stdout })
         }
     }
@@ -334,28 +209,6 @@ fn join_and_fork(
             // SAFETY: as above.
             unsafe { libc::_exit(code & 0xff) }
         }
-    }
-}
-
-static FORWARD_TO: AtomicI32 = AtomicI32::new(0);
-
-extern "C" fn forward(sig: libc::c_int) {
-    let pid = FORWARD_TO.load(Ordering::SeqCst);
-    if pid > 0 {
-        // SAFETY: kill(2) is async-signal-safe (signal-safety(7)).
-        unsafe { libc::kill(pid, sig) };
-    }
-}
-
-fn install_forwarding() {
-    let sa = SigAction::new(
-        SigHandler::Handler(forward),
-        SaFlags::SA_RESTART,
-        SigSet::empty(),
-    );
-    for s in FORWARDED {
-        // SAFETY: the handler only loads an atomic and calls kill.
-        let _ = unsafe { sigaction(s, &sa) };
     }
 }
 
@@ -460,8 +313,8 @@ fn reaper(
         }
     };
     drop(out);
-    FORWARD_TO.store(child.as_raw(), Ordering::SeqCst);
-    install_forwarding();
+    signals::forward_to(child.as_raw());
+    signals::install_forwarding();
     // The reaper lives as long as the session: give back the binary's pages start-up
     // touched (they fault back in from the page cache if needed at the end).
     super::waiter::release_image();
@@ -598,89 +451,4 @@ pub fn to_cstrings(v: &[OsString]) -> Vec<CString> {
     v.iter()
         .map(|s| CString::new(s.as_bytes()).unwrap_or_default())
         .collect()
-}
-
-/// tini: the exit code, or 128+signal.
-fn code_of(st: WaitStatus) -> Option<i32> {
-    match st {
-        WaitStatus::Exited(_, c) => Some(c),
-        WaitStatus::Signaled(_, s, _) => Some(128 + s as i32),
-        _ => None,
-    }
-}
-
-/// The code B sent; EOF without one: B was killed with the container.
-fn read_code(sock: &OwnedFd) -> i32 {
-    super::waiter::read_code(sock.as_raw_fd())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn environment_of_a_user_session() {
-        let u = User {
-            name: "distrod".into(),
-            uid: 1000,
-            gid: 1000,
-            home: "/home/distrod".into(),
-            shell: "/bin/bash".into(),
-        };
-        let passed: Vec<(OsString, OsString)> = [
-            ("TERM", "xterm"),
-            ("SECRET", "x"),
-            ("WSL_INTEROP", "/run/WSL/9_interop"),
-            ("LC_TIME", "C"),
-            ("MINE", "1"),
-            (
-                "PATH",
-                "/usr/bin:/mnt/c/Windows/System32:/mnt/cdrom:/mnt/d:/home/x/bin",
-            ),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.into(), v.into()))
-        .chain([
-            // Bytes that are not UTF-8 pass unchanged, in names and values.
-            (
-                OsString::from("LANG"),
-                OsString::from_vec(b"de\xff".to_vec()),
-            ),
-            (OsString::from_vec(b"LC_\xfe".to_vec()), OsString::from("x")),
-        ])
-        .collect();
-        let vars = SessionVars {
-            runtime_dir: Some("/run/user/1000"),
-            session_id: Some("3"),
-            interop: Some(Path::new("/run/WSL/42_interop")),
-            caller_env: &passed,
-            pass_env: &["MINE".to_string()],
-        };
-        let env: Vec<Vec<u8>> = session_env(&u, &vars)
-            .into_iter()
-            .map(OsString::into_vec)
-            .collect();
-        let expected: Vec<Vec<u8>> = [
-            "PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games\
-                 :/mnt/c/Windows/System32:/mnt/d",
-            "HOME=/home/distrod",
-            "USER=distrod",
-            "LOGNAME=distrod",
-            "SHELL=/bin/bash",
-            "XDG_RUNTIME_DIR=/run/user/1000",
-            "DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/1000/bus",
-            "XDG_SESSION_ID=3",
-            "XDG_SESSION_TYPE=tty",
-            "XDG_SESSION_CLASS=user",
-            "WSL_INTEROP=/run/WSL/42_interop",
-            "TERM=xterm",
-            "LC_TIME=C",
-            "MINE=1",
-        ]
-        .iter()
-        .map(|s| s.as_bytes().to_vec())
-        .chain([b"LANG=de\xff".to_vec(), b"LC_\xfe=x".to_vec()])
-        .collect();
-        assert_eq!(env, expected);
-    }
 }

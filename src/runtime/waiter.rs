@@ -14,34 +14,11 @@
 use std::ffi::{CString, OsString};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::sync::atomic::{AtomicI32, Ordering};
 
-use super::enter::{CODE_VANISHED, FORWARDED};
+use super::signals;
 
 /// `argv[1]` of the waiting mode.
 pub const MARKER: &str = "--distrod-internal-wait";
-
-static REAPER: AtomicI32 = AtomicI32::new(0);
-
-extern "C" fn forward(sig: libc::c_int) {
-    let pid = REAPER.load(Ordering::Relaxed);
-    if pid > 0 {
-        // SAFETY: kill(2) is async-signal-safe (signal-safety(7)).
-        unsafe { libc::kill(pid, sig) };
-    }
-}
-
-fn forwarded_set() -> libc::sigset_t {
-    // SAFETY: sigemptyset/sigaddset initialise and fill a local set.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for s in FORWARDED {
-            libc::sigaddset(&mut set, s as libc::c_int);
-        }
-        set
-    }
-}
 
 /// Replaces this process with the waiting mode for `sock` (the reaper's socket) and
 /// `reaper` (its pid as we see it). Returns only if the exec failed; the caller then waits
@@ -72,7 +49,7 @@ pub fn hand_over(sock: &OwnedFd, reaper: i32) {
     // with the caller's environment, which must not reach a fresh image of the binary
     // (a root exec is not AT_SECURE, so the C library would honour GLIBC_TUNABLES & co).
     let empty_env: [*const libc::c_char; 1] = [std::ptr::null()];
-    let set = forwarded_set();
+    let set = signals::forwarded_set();
     // SAFETY: an all-zero sigset_t is a valid (empty) set.
     let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
     // SAFETY: plain syscalls on our own fd and signal mask; argv is NUL-terminated and
@@ -155,38 +132,12 @@ fn wait(fd: i32, pid: i32) -> u8 {
     if !is_socket || pid <= 1 {
         return 2;
     }
-    REAPER.store(pid, Ordering::Relaxed);
-    let set = forwarded_set();
-    // SAFETY: the handler only loads an atomic and calls kill(2); then the signals blocked
-    // across the exec are let in (pending ones are forwarded now).
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = forward as *const () as libc::sighandler_t;
-        sa.sa_flags = libc::SA_RESTART;
-        libc::sigemptyset(&mut sa.sa_mask);
-        for s in FORWARDED {
-            libc::sigaction(s as libc::c_int, &sa, std::ptr::null_mut());
-        }
-        libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-    }
+    signals::forward_to(pid);
+    signals::install_forwarding();
+    let set = signals::forwarded_set();
+    // SAFETY: the signals blocked across the exec are let in (pending ones are forwarded
+    // now, by the handler just installed).
+    unsafe { libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) };
     release_image();
-    (read_code(fd) & 0xff) as u8
-}
-
-/// The 4-byte little-endian code the reaper sends; EOF or an error first: the container
-/// went away ([`CODE_VANISHED`]).
-pub fn read_code(fd: i32) -> i32 {
-    let mut b = [0u8; 4];
-    let mut got = 0;
-    while got < 4 {
-        // SAFETY: reading into the unfilled tail of a local buffer.
-        let n = unsafe { libc::read(fd, b[got..].as_mut_ptr().cast(), 4 - got) };
-        match n {
-            0 => return CODE_VANISHED,
-            n if n > 0 => got += n as usize,
-            _ if nix::errno::Errno::last() == nix::errno::Errno::EINTR => continue,
-            _ => return CODE_VANISHED,
-        }
-    }
-    u32::from_le_bytes(b) as i32
+    (signals::read_code(fd) & 0xff) as u8
 }
