@@ -38,7 +38,9 @@ pub fn check_password(password: &str) -> std::result::Result<(), String> {
 /// The uid range of ordinary users, from login.defs(5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoginDefs {
+    /// `UID_MIN`: the lowest uid of an ordinary user (1000 when not set).
     pub uid_min: u32,
+    /// `UID_MAX`: the highest, inclusive (60000 when not set).
     pub uid_max: u32,
 }
 
@@ -119,9 +121,21 @@ pub fn first_free_uid(passwd: &str, defs: LoginDefs) -> Option<u32> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UidConflict {
     /// Another account has the uid.
-    Taken { uid: u32, owner: String },
+    Taken {
+        /// The uid asked for.
+        uid: u32,
+        /// The account that has it.
+        owner: String,
+    },
     /// The user exists with another uid.
-    OtherUid { name: String, uid: u32, has: u32 },
+    OtherUid {
+        /// The user's name.
+        name: String,
+        /// The uid asked for.
+        uid: u32,
+        /// The uid the existing account has.
+        has: u32,
+    },
 }
 
 impl std::fmt::Display for UidConflict {

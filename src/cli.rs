@@ -7,8 +7,11 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::image::catalog::ImageSpec;
 
+/// The image server unless `--server` or `DISTROD_IMAGE_SERVER` names another:
+/// linuxcontainers.org's simplestreams server.
 pub const DEFAULT_SERVER: &str = "https://images.linuxcontainers.org/";
 
+/// distrod's command line: the global flags and the command.
 #[derive(Debug, Parser)]
 #[command(
     name = "distrod",
@@ -44,6 +47,8 @@ const LONG_ABOUT: &str = "distrod gives any Linux distribution a real systemd on
     linuxcontainers.org image server, adds distrod to it and registers it with WSL. \
     `distrod.exe install` does the same from flags.";
 
+/// distrod's commands. Which exist depends on the system: distrod.exe on Windows installs
+/// and manages distros, distrod in a distro runs its systemd.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List the root filesystem images the image server offers.
@@ -107,6 +112,7 @@ pub enum Command {
     Firstboot(FirstbootArgs),
 }
 
+/// The arguments of `distrod launch`.
 #[cfg(target_os = "linux")]
 #[derive(Debug, Args)]
 pub struct LaunchArgs {
@@ -133,6 +139,7 @@ pub struct LaunchArgs {
     pub keep_alive: bool,
 }
 
+/// The arguments of `distrod exec`.
 #[cfg(target_os = "linux")]
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
@@ -162,6 +169,7 @@ pub struct ExecArgs {
     pub command: Vec<std::ffi::OsString>,
 }
 
+/// The arguments of `distrod stop`.
 #[cfg(target_os = "linux")]
 #[derive(Debug, Args)]
 pub struct StopArgs {
@@ -174,6 +182,7 @@ pub struct StopArgs {
     pub timeout: u64,
 }
 
+/// The arguments of `distrod status`.
 #[cfg(target_os = "linux")]
 #[derive(Debug, Args)]
 #[command(
@@ -205,6 +214,7 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
+/// The arguments of `distrod enable`.
 #[cfg(target_os = "linux")]
 #[derive(Debug, Args)]
 #[command(
@@ -231,6 +241,7 @@ pub struct EnableArgs {
     pub accounts_only: bool,
 }
 
+/// The arguments of `distrod disable`.
 #[cfg(target_os = "linux")]
 #[derive(Debug, Args)]
 pub struct DisableArgs {
@@ -239,10 +250,12 @@ pub struct DisableArgs {
     pub keep_running: bool,
 }
 
+/// `distrod install` takes no arguments.
 #[cfg(target_os = "linux")]
 #[derive(Debug, Args)]
 pub struct InstallArgs {}
 
+/// The arguments of `distrod update`.
 #[cfg(target_os = "linux")]
 #[derive(Debug, Args)]
 pub struct UpdateArgs {
@@ -251,10 +264,12 @@ pub struct UpdateArgs {
     pub file: PathBuf,
 }
 
+/// `distrod uninstall` takes no arguments.
 #[cfg(target_os = "linux")]
 #[derive(Debug, Args)]
 pub struct UninstallArgs {}
 
+/// The arguments of `distrod firstboot`.
 #[cfg(target_os = "linux")]
 #[derive(Debug, Args)]
 #[command(
@@ -288,6 +303,7 @@ pub struct FirstbootArgs {
     pub uid: Option<u32>,
 }
 
+/// The arguments of `distrod.exe install`.
 #[cfg(windows)]
 #[derive(Debug, Args)]
 #[command(
@@ -351,6 +367,7 @@ pub struct DistroInstallArgs {
     #[arg(long)]
     pub without_systemd: bool,
 
+    /// The image server and architecture, for `--distro`.
     #[command(flatten)]
     pub server: ServerArgs,
 
@@ -363,10 +380,12 @@ pub struct DistroInstallArgs {
     pub no_cache: bool,
 }
 
+/// `distrod.exe list` takes no arguments.
 #[cfg(windows)]
 #[derive(Debug, Args)]
 pub struct ListArgs {}
 
+/// The arguments of `distrod.exe uninstall`.
 #[cfg(windows)]
 #[derive(Debug, Args)]
 pub struct DistroUninstallArgs {
@@ -379,6 +398,7 @@ pub struct DistroUninstallArgs {
     pub yes: bool,
 }
 
+/// The arguments of `distrod.exe start`.
 #[cfg(windows)]
 #[derive(Debug, Args)]
 pub struct StartArgs {
@@ -392,13 +412,16 @@ pub struct StartArgs {
     pub keep_alive: bool,
 }
 
+/// The arguments of `distrod.exe autostart`.
 #[cfg(windows)]
 #[derive(Debug, Args)]
 pub struct AutostartArgs {
+    /// What to do.
     #[command(subcommand)]
     pub action: AutostartAction,
 }
 
+/// `distrod.exe autostart`'s actions, on the logon entry of one distro.
 #[cfg(windows)]
 #[derive(Debug, Subcommand)]
 pub enum AutostartAction {
@@ -425,6 +448,7 @@ pub enum AutostartAction {
     },
 }
 
+/// The arguments of `distrod portproxy`.
 #[derive(Debug, Args)]
 #[cfg_attr(
     target_os = "linux",
@@ -441,21 +465,26 @@ pub enum AutostartAction {
     )
 )]
 pub struct PortproxyArgs {
+    /// What to do.
     #[command(subcommand)]
     pub action: PortproxyAction,
 }
 
+/// `distrod portproxy`'s actions: in the distro, the list of ports and the unit that runs
+/// the relay; on Windows, the relay itself (`serve`).
 #[derive(Debug, Subcommand)]
 pub enum PortproxyAction {
     /// Forward these ports (root; saved in /etc/distrod.toml, applied at once).
     #[cfg(target_os = "linux")]
     Add {
+        /// The distro's TCP ports to reach from other machines.
         #[arg(value_name = "PORT", required = true, value_parser = clap::value_parser!(u16).range(1..))]
         ports: Vec<u16>,
     },
     /// Stop forwarding these ports (root).
     #[cfg(target_os = "linux")]
     Remove {
+        /// Forwarded ports to stop forwarding.
         #[arg(value_name = "PORT", required = true, value_parser = clap::value_parser!(u16).range(1..))]
         ports: Vec<u16>,
     },
@@ -482,6 +511,7 @@ pub enum PortproxyAction {
     },
 }
 
+/// Which image server to ask, and for which architecture.
 #[derive(Debug, Args)]
 pub struct ServerArgs {
     /// Image server (simplestreams) base URL.
@@ -493,8 +523,10 @@ pub struct ServerArgs {
     pub arch: Option<String>,
 }
 
+/// The arguments of `distrod images`.
 #[derive(Debug, Args)]
 pub struct ImagesArgs {
+    /// The image server to list, and the architecture.
     #[command(flatten)]
     pub server: ServerArgs,
 
@@ -515,6 +547,7 @@ pub struct ImagesArgs {
     pub json: bool,
 }
 
+/// The arguments of `distrod create`.
 #[cfg(unix)]
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
@@ -522,6 +555,7 @@ pub struct ImagesArgs {
     distrod create ubuntu:24.04 --dir ./noble       a release by number or name\n  \
     distrod create --image rootfs.tar.xz --dir ./x  a local .tar.xz/.tar.gz/.tar/.wsl")]
 pub struct CreateArgs {
+    /// The image to unpack.
     #[command(flatten)]
     pub source: ImageArgs,
 
@@ -530,6 +564,7 @@ pub struct CreateArgs {
     pub dir: PathBuf,
 }
 
+/// The arguments of `distrod pack`.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
     distrod pack debian --out Debian.wsl                         from the image server\n  \
@@ -538,6 +573,7 @@ pub struct CreateArgs {
     asks for the user name and password (`distrod firstboot`), then every session \
     enters systemd.")]
 pub struct PackArgs {
+    /// The image to pack.
     #[command(flatten)]
     pub source: ImageArgs,
 
@@ -578,6 +614,7 @@ pub struct ImageArgs {
     #[arg(long, value_name = "HEX", value_parser = parse_sha256, requires = "image")]
     pub sha256: Option<String>,
 
+    /// The image server and architecture, for IMAGE.
     #[command(flatten)]
     pub server: ServerArgs,
 

@@ -10,10 +10,12 @@ use std::net::IpAddr;
 use std::ops::RangeInclusive;
 use std::path::Path;
 
+/// The configuration file.
 pub const PATH: &str = "/etc/distrod.toml";
 
 /// resolv.conf(5) uses at most this many `nameserver` lines (glibc's MAXNS).
 pub const MAX_DNS: usize = 3;
+/// `container.boot_timeout`, seconds.
 pub const BOOT_TIMEOUT: RangeInclusive<u64> = 1..=600;
 /// `container.idle_stop_margin`, seconds.
 pub const IDLE_STOP_MARGIN: RangeInclusive<u64> = 0..=60;
@@ -35,6 +37,7 @@ const UNIT_SUFFIXES: [&str; 11] = [
 /// systemd's UNIT_NAME_MAX.
 const UNIT_NAME_MAX: usize = 255;
 
+/// The settings of /etc/distrod.toml, each default where the file does not set it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// `[container] dns`: resolvers for the container's resolv.conf; empty keeps WSL's.
@@ -89,7 +92,9 @@ impl Default for Config {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{file}: {problem}")]
 pub struct ConfigError {
+    /// The file that was read.
     pub file: String,
+    /// `KEY: REASON`, or why the file cannot be read or parsed.
     pub problem: String,
 }
 

@@ -36,7 +36,9 @@ const MACHINES: [(u16, &str, &str); 2] = [
 /// e_ident[EI_CLASS].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
+    /// ELFCLASS32.
     Elf32,
+    /// ELFCLASS64: what distrod runs and what every binary it checks must be.
     Elf64,
     /// Neither (ELFCLASSNONE or worse): kept, so that each caller words its refusal.
     Invalid(u8),
@@ -45,7 +47,9 @@ pub enum Class {
 /// e_ident[EI_DATA]: the byte order of every multi-byte field after e_ident.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Order {
+    /// ELFDATA2LSB: little-endian, as on x86-64 and AArch64 Linux.
     Little,
+    /// ELFDATA2MSB: big-endian.
     Big,
     /// Neither (ELFDATANONE or worse): kept, so that each caller words its refusal.
     Invalid(u8),
@@ -54,7 +58,9 @@ pub enum Order {
 /// What the start of an ELF header says about the machine a file is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
+    /// The word size: 32- or 64-bit.
     pub class: Class,
+    /// The byte order of the fields after e_ident.
     pub order: Order,
     /// e_machine, in the file's byte order (read as little-endian when [`Order::Invalid`]:
     /// no caller goes by it then).
@@ -66,7 +72,10 @@ pub struct Header {
 pub enum HeaderError {
     /// They do not start with [`MAGIC`]; `script` when they start with `#!` instead (an
     /// interpreter script, the usual thing to be handed in place of a binary).
-    NotElf { script: bool },
+    NotElf {
+        /// They start with `#!`.
+        script: bool,
+    },
     /// The magic, then fewer than [`LEN`] bytes in all.
     Truncated,
 }

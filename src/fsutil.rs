@@ -16,26 +16,39 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 
+/// Why a [`Staging`] or [`StagedFile`] cannot be made or put into place.
 #[derive(Debug, thiserror::Error)]
 pub enum StagingError {
+    /// The destination directory already holds something.
     #[error("{0} exists and is not empty")]
     NotEmpty(PathBuf),
+    /// The destination is a file (or a symlink, which is never followed).
     #[error("{0} exists and is not a directory")]
     NotADirectory(PathBuf),
+    /// A directory cannot be created, or the destination cannot be inspected.
     #[error("cannot create {path}: {source}")]
     Create {
+        /// The path that could not be made or inspected (an existing destination file for
+        /// [`StagedFile::beside`]).
         path: PathBuf,
+        /// What the system said.
         #[source]
         source: io::Error,
     },
+    /// The finished tree or file cannot be renamed into place.
     #[error("cannot move the new tree into place at {path}: {source}")]
     Commit {
+        /// The destination.
         path: PathBuf,
+        /// Why the rename failed (`AlreadyExists` for a [`StagedFile`] whose destination
+        /// appeared meanwhile).
         #[source]
         source: io::Error,
     },
 }
 
+/// A directory tree built at a temporary sibling of its destination (see the module's
+/// documentation); [`Staging::commit`] puts it into place, dropping it removes it.
 pub struct Staging {
     temp: PathBuf,
     dest: PathBuf,
@@ -68,6 +81,9 @@ pub fn check_destination(dest: &Path) -> Result<(), StagingError> {
 }
 
 impl Staging {
+    /// Creates the empty temporary directory beside `dest` (and the missing parents of
+    /// `dest`, which a drop removes again). Fails when `dest` holds anything
+    /// ([`check_destination`]).
     pub fn new(dest: &Path) -> Result<Staging, StagingError> {
         check_destination(dest)?;
         let dest = std::path::absolute(dest).map_err(|source| StagingError::Create {
@@ -112,6 +128,7 @@ impl Staging {
         Ok(staging)
     }
 
+    /// The temporary directory to build the tree in.
     pub fn path(&self) -> &Path {
         &self.temp
     }
@@ -176,10 +193,13 @@ impl StagedFile {
         })
     }
 
+    /// The temporary file to write (not yet created: the caller creates it).
     pub fn path(&self) -> &Path {
         &self.temp
     }
 
+    /// Renames the temporary file to the destination and returns that; fails, leaving
+    /// nothing behind, when something appeared at the destination meanwhile.
     pub fn commit(mut self) -> Result<PathBuf, StagingError> {
         if fs::symlink_metadata(&self.dest).is_ok() {
             return Err(StagingError::Commit {

@@ -27,7 +27,10 @@ pub const INIT_CANDIDATES: [&str; 3] = [
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Node {
     /// A regular file (or a hard link to one), with whether any execute bit is set.
-    File { executable: bool },
+    File {
+        /// Any of its execute bits is set.
+        executable: bool,
+    },
     /// A symbolic link and its target.
     Link(String),
     /// A directory, or anything else.
@@ -36,6 +39,8 @@ pub enum Node {
 
 /// A tree to look paths up in (relative, `/`-separated, no `.` or `..`).
 pub trait Tree {
+    /// What is at `path`, not following a final symlink; None when nothing is there (or it
+    /// cannot be read).
     fn node(&self, path: &str) -> Option<Node>;
 }
 
@@ -66,6 +71,7 @@ impl fmt::Display for Missing {
 /// A tree without systemd: what is missing and how its distro gets it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NoSystemd {
+    /// Why the tree does not boot systemd.
     pub missing: Missing,
     /// From its os-release ([`hint`]).
     pub hint: String,
@@ -185,6 +191,8 @@ impl TarIndex {
             .insert(path.to_owned(), Node::Link(target.to_owned()));
     }
 
+    /// Records a regular file with its mode; only files an init could be are kept, so that
+    /// the index of a whole root filesystem stays small.
     pub fn file(&mut self, path: &str, mode: u32) {
         // What /sbin/init may lead to: an executable in a bin, sbin or lib directory
         // (`bin/busybox`, `lib/sysvinit/init`, `usr/lib/systemd/systemd`), or anything
@@ -220,6 +228,7 @@ impl Tree for TarIndex {
 /// A directory tree on this machine (`root`, usually `/`).
 #[cfg(unix)]
 pub struct DirTree<'a> {
+    /// The tree's root directory; paths are looked up under it.
     pub root: &'a std::path::Path,
 }
 

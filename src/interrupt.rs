@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 static REQUESTED: AtomicBool = AtomicBool::new(false);
 
+/// Whether an interruption (Ctrl-C; on Unix also SIGTERM or SIGHUP) came since [`install`]:
+/// long loops check it between steps, then stop and clean up.
 pub fn requested() -> bool {
     REQUESTED.load(Ordering::Relaxed)
 }

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressFinish, ProgressStyle};
 
+/// How distrod talks to the person running it (see the module's documentation); one per
+/// command, made from `--quiet`.
 #[derive(Debug, Clone)]
 pub struct Ui {
     quiet: bool,
@@ -15,6 +17,8 @@ pub struct Ui {
 }
 
 impl Ui {
+    /// `quiet` hides status lines and progress bars (warnings stay); bars are drawn only
+    /// when stderr is a terminal.
     pub fn new(quiet: bool) -> Ui {
         Ui {
             quiet,
@@ -97,8 +101,10 @@ pub struct WaitLine {
 }
 
 impl WaitLine {
+    /// How long a wait lasts before its line is shown.
     pub const DELAY: Duration = Duration::from_secs(1);
 
+    /// A line for a wait that starts now, saying `text`.
     pub fn start(text: impl Display) -> WaitLine {
         let mut line = WaitLine::later();
         line.set(text);

@@ -23,6 +23,10 @@ pub struct Candidate {
     build: String,
 }
 
+/// What to download for `args`, newest first, and one line naming the image for the user
+/// (`debian bookworm (amd64, default)`, or the file or URL). A file or URL is a single
+/// candidate; an image of the server is each of its builds, all to be verified against the
+/// catalog's checksums. Fails when the catalog cannot be fetched or names no such image.
 pub fn candidates(args: &ImageArgs, http: &Http) -> anyhow::Result<(String, Vec<Candidate>)> {
     let cache = if args.no_cache {
         None

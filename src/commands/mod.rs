@@ -28,6 +28,8 @@ use std::process::ExitCode;
 use crate::cli::{Cli, Command};
 use crate::ui::Ui;
 
+/// Runs the command `cli` names (none: the installer wizard on Windows, the help and exit
+/// status 2 elsewhere), giving the process's exit status; an error is for `main` to print.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let ui = Ui::new(cli.quiet);
     let Some(command) = cli.command else {

@@ -23,6 +23,7 @@ use crate::cli::{PortproxyAction, PortproxyArgs};
 use crate::portproxy::relay::{Config as RelayConfig, Relay};
 use crate::ui::Ui;
 
+/// `distrod portproxy`: one of its actions.
 pub fn run(args: &PortproxyArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     match &args.action {
         #[cfg(target_os = "linux")]
@@ -40,7 +41,9 @@ pub fn run(args: &PortproxyArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
 /// `PORT` or `LISTEN=TARGET`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PortSpec {
+    /// The port to listen on (Windows side); 0: any free one.
     pub listen: u16,
+    /// The distro's port connections go to (1 to 65535).
     pub target: u16,
 }
 

@@ -48,17 +48,28 @@ const LOGGED_FAILED: usize = 16;
 /// Longest container-provided text (a log line, a unit name) in the text output, in chars.
 pub const TEXT_MAX: usize = 200;
 
+/// Everything `distrod status` says, in the order of the text; its fields are the keys of
+/// `--json` (described in the command's `--help`).
 #[derive(Debug, Serialize)]
 pub struct Report {
+    /// Whether the container runs; when false, only `previous` may be set.
     pub running: bool,
+    /// The container's systemd (its PID 1), in this distro's pid namespace.
     pub pid: Option<i32>,
+    /// Seconds since that systemd started (two decimals); None when unknown.
     pub uptime_secs: Option<f64>,
+    /// What `systemctl is-system-running` would print (initializing, starting, running,
+    /// degraded...); None when systemd did not answer.
     pub state: Option<String>,
+    /// The names of the failed units (the same units as `failed`).
     pub failed_units: Vec<String>,
+    /// The container's root directory.
     pub rootfs: Option<String>,
     /// Seconds from systemd's start to the end of its boot; None while it boots.
     pub boot_secs: Option<f64>,
+    /// systemd's pending jobs, running ones first, the longest-running first.
     pub jobs: Vec<Job>,
+    /// The failed units, each with why and the last line it logged.
     pub failed: Vec<Failed>,
     /// How the container before this one ended (when not running: the last one), as one
     /// line (`runtime::history`): cleanly, or killed with the distro. None: no record.
@@ -68,7 +79,9 @@ pub struct Report {
 /// One of systemd's pending jobs.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Job {
+    /// systemd's job number.
     pub id: u64,
+    /// The unit the job is for.
     pub unit: String,
     /// start, stop, restart, reload, verify-active...
     #[serde(rename = "type")]
@@ -85,6 +98,7 @@ pub struct Job {
 /// A failed unit and why.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Failed {
+    /// The unit's name.
     pub unit: String,
     /// The unit's `Result` property (exit-code, signal, timeout, resources...).
     pub result: Option<String>,
@@ -109,6 +123,7 @@ impl Report {
     }
 }
 
+/// `distrod status`: exit status 0 when the container runs, 3 when not.
 pub fn run(args: &StatusArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     // The record lives in a root-only directory, and asking systemd needs its namespaces.
     runtime::require_root("status")?;
@@ -487,6 +502,9 @@ fn secs(s: f64) -> String {
     }
 }
 
+/// The text output of a [`Report`], ending in a newline. Whatever the container said is
+/// shown escaped (control characters, bidirectional overrides) and cut at [`TEXT_MAX`]
+/// characters per item.
 pub fn text(r: &Report) -> String {
     if !r.running {
         let mut s = "the container is not running\n".to_string();

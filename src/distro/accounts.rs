@@ -139,9 +139,11 @@ pub struct Summary {
 pub struct Restored {
     /// Each account whose alias was replaced, with the shell field it got back.
     pub users: Vec<(String, String)>,
+    /// What became of /etc/shells.
     pub shells: ShellsRestored,
 }
 
+/// How [`disable`] left /etc/shells, for its output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShellsRestored {
     /// /etc/shells is again exactly what the first enable found (or gone if it did not exist).

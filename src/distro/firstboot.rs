@@ -21,8 +21,11 @@ use crate::runtime::{Context, Error, Result, users};
 /// What was set up.
 #[derive(Debug)]
 pub struct Account {
+    /// The user's name.
     pub name: String,
+    /// The user's uid (what WSL's default user is set to).
     pub uid: u32,
+    /// False when the user existed already (its password and groups were updated).
     pub created: bool,
     /// The group that gives sudo rights, if the distro has one.
     pub admin_group: Option<String>,

@@ -69,6 +69,7 @@ pub struct Installed {
     pub files_written: Vec<PathBuf>,
     /// The PATH symlink, and whether this run created it.
     pub link: PathBuf,
+    /// False when the symlink was already there.
     pub link_created: bool,
     /// Directories created outside `/opt/distrod`.
     pub dirs_created: Vec<PathBuf>,

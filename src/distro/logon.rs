@@ -32,9 +32,11 @@ fn record_path() -> PathBuf {
 /// What `enable` wrote, for `disable`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
+    /// The WSL name of the distro the entry starts.
     pub distro: String,
     /// The Linux path of the reg.exe that wrote it.
     pub reg_exe: PathBuf,
+    /// The registry value's name ([`value_name`]).
     pub value: String,
 }
 
@@ -160,6 +162,7 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The WSL name of the distro the entry will start.
     pub fn distro(&self) -> &str {
         &self.distro
     }

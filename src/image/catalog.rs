@@ -17,12 +17,16 @@ use serde::{Deserialize, Serialize};
 /// The item key (and `ftype`) of the plain root filesystem tarball.
 pub const ROOTFS_ITEM: &str = "root.tar.xz";
 
+/// Why the server's catalog cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
+    /// `streams/v1/index.json` is not JSON of the expected shape.
     #[error("the stream index is not valid JSON: {0}")]
     Index(#[source] serde_json::Error),
+    /// The index lists no stream with a products file.
     #[error("the stream index names no image products file")]
     NoProductsPath,
+    /// The products file is not JSON of the expected shape.
     #[error("the products file is not valid JSON: {0}")]
     Products(#[source] serde_json::Error),
 }
@@ -30,31 +34,46 @@ pub enum CatalogError {
 /// One product that has a root filesystem, with its builds newest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Product {
+    /// The distro's name as the server spells it (`debian`, `ubuntu`, `archlinux`...).
     pub distro: String,
+    /// The release's name (`bookworm`, `noble`, `current`...).
     pub release: String,
+    /// The release's display name (`Noble Numbat`); the name when the server gives none.
     pub release_title: String,
+    /// The architecture, in Debian's naming (`amd64`, `arm64`).
     pub arch: String,
+    /// `default`, `cloud`, or a distro's own (Gentoo's `openrc` and `systemd`).
     pub variant: String,
+    /// Other names of the product, `distro/release[/variant]` (`debian/12`,
+    /// `ubuntu/noble/default`); the release part is what makes `debian:12` work.
     pub aliases: Vec<String>,
     /// Never empty; newest first.
     pub builds: Vec<Build>,
 }
 
+/// One build of a product: its root filesystem tarball.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Build {
+    /// The build's date, `YYYYMMDD_HH:MM` (so the newest is the greatest string).
     pub version: String,
+    /// The `root.tar.xz` file of the build.
     pub rootfs: Item,
 }
 
+/// A file of the server, as its catalog describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Item {
     /// Relative to the server root; may contain `//` and `:`.
     pub path: String,
+    /// Its SHA-256 in lower-case hexadecimal, which the download is checked against; None
+    /// when the catalog gives none.
     pub sha256: Option<String>,
+    /// Its size in bytes, if the catalog says (for the progress bar).
     pub size: Option<u64>,
 }
 
 impl Product {
+    /// `distro:release:arch:variant`, as the server keys the product.
     pub fn key(&self) -> String {
         format!(
             "{}:{}:{}:{}",
@@ -62,6 +81,7 @@ impl Product {
         )
     }
 
+    /// The newest build (there always is one).
     pub fn newest(&self) -> &Build {
         &self.builds[0]
     }
@@ -100,6 +120,7 @@ fn parse_version(s: &str) -> Option<Vec<u64>> {
     s.split('.').map(|p| p.parse::<u64>().ok()).collect()
 }
 
+/// The products of an image server that have a root filesystem.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Catalog {
     /// Sorted by distro, release, arch, variant.
@@ -172,6 +193,8 @@ pub fn products_path(index_json: &[u8]) -> Result<String, CatalogError> {
 }
 
 impl Catalog {
+    /// Reads the products file, keeping the products with at least one [`ROOTFS_ITEM`]
+    /// build. Missing names are taken from the product's key; unknown fields are ignored.
     pub fn parse(products_json: &[u8]) -> Result<Catalog, CatalogError> {
         let raw: RawProducts =
             serde_json::from_slice(products_json).map_err(CatalogError::Products)?;
@@ -387,39 +410,56 @@ pub fn close_matches(wanted: &str, candidates: &[&str]) -> Vec<String> {
     scored.into_iter().take(3).map(|(_, c)| c.into()).collect()
 }
 
+/// Why [`Catalog::select`] found no image, with what is close for the message.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SelectError {
+    /// The server has no such distro for the architecture.
     #[error(
         "the image server has no distro `{distro}` for {arch}{}",
         did_you_mean(suggestions)
     )]
     Distro {
+        /// The distro asked for.
         distro: String,
+        /// The architecture looked in (Debian's naming).
         arch: String,
+        /// Up to three of the server's distro names close to the one asked for.
         suggestions: Vec<String>,
     },
+    /// The distro has no such release for the architecture.
     #[error(
         "{distro} has no release `{release}` for {arch}{} (available: {})",
         did_you_mean(suggestions),
         available.join(", ")
     )]
     Release {
+        /// The distro.
         distro: String,
+        /// The release asked for.
         release: String,
+        /// The architecture looked in.
         arch: String,
+        /// Up to three release names or alias numbers close to the one asked for.
         suggestions: Vec<String>,
+        /// Every release of the distro for the architecture, the default one first.
         available: Vec<String>,
     },
+    /// The release has no such variant.
     #[error(
         "{distro} {release} has no variant `{variant}`{} (available: {})",
         did_you_mean(suggestions),
         available.join(", ")
     )]
     Variant {
+        /// The distro.
         distro: String,
+        /// The release (the one asked for, or the default).
         release: String,
+        /// The variant asked for (`default` when none was).
         variant: String,
+        /// Up to three of the release's variants close to it.
         suggestions: Vec<String>,
+        /// Every variant of the release, sorted.
         available: Vec<String>,
     },
 }
@@ -435,8 +475,12 @@ fn did_you_mean(s: &[String]) -> String {
 /// What the user asked for: `distro[:release[:variant]]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageSpec {
+    /// The distro (matched ignoring case).
     pub distro: String,
+    /// A release name, number or alias (`bookworm`, `12`); None: the default release (the
+    /// newest numbered one, for Ubuntu the newest LTS).
     pub release: Option<String>,
+    /// None: `default`.
     pub variant: Option<String>,
 }
 

@@ -18,17 +18,24 @@ const MAX_XZ_THREADS: usize = 4;
 /// 24 MiB blocks keeps two cores busy (measured) with a peak RSS near 42 MiB.
 const XZ_BUDGET_PER_EXTRA_THREAD: usize = 12 * 1024 * 1024;
 
+/// The stream formats distrod reads, told apart by [`sniff`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
+    /// xz (the image server's tarballs, xz-compressed `.wsl` files).
     Xz,
+    /// gzip (`.tar.gz`, most `.wsl` files).
     Gzip,
+    /// Anything else, handed to the tar reader as it is (which rejects what is not a tar).
     Tar,
 }
 
+/// Why an image stream cannot be decompressed.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
+    /// A compression distrod does not read, by name (`zstd`, `bzip2`).
     #[error("{0}-compressed images are not supported (use .tar.xz, .tar.gz or .tar)")]
     Unsupported(&'static str),
+    /// Reading the stream, or starting the xz decoder's threads, failed.
     #[error("cannot read the image: {0}")]
     Io(#[from] io::Error),
 }
@@ -50,13 +57,18 @@ pub fn sniff(head: &[u8]) -> Result<Format, DecodeError> {
     }
 }
 
+/// The decompressed bytes of an image stream, as a [`Read`] of the tar archive.
 pub enum Decoder<R: BufRead> {
+    /// xz, decoded block-parallel where the stream has several blocks.
     Xz(ParallelXzDecoder<R>),
+    /// gzip, every member of the stream in turn.
     Gzip(flate2::bufread::MultiGzDecoder<R>),
+    /// Not compressed: the stream itself.
     Tar(R),
 }
 
 impl<R: BufRead> Decoder<R> {
+    /// A decoder for the format sniffed from the start of `r`.
     #[cfg(test)]
     pub fn new(mut r: R) -> Result<Decoder<R>, DecodeError> {
         let format = sniff(r.fill_buf()?)?;
@@ -78,6 +90,7 @@ impl<R: BufRead> Decoder<R> {
         })
     }
 
+    /// The format being decoded.
     #[cfg(test)]
     pub fn format(&self) -> Format {
         match self {

@@ -23,24 +23,57 @@ use crate::interrupt;
 const PROGRESS_RESET: u64 = 64 * 1024;
 const MAX_DELAY: Duration = Duration::from_secs(10);
 
+/// Why a request or a download failed, worded for the user (each names the URL).
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
+    /// HTTP 404, final: a stale mirror may lack a new build (the caller may fall back to an
+    /// older one).
     #[error("{url} is not on the server (HTTP 404)")]
-    NotFound { url: String },
+    NotFound {
+        /// The URL asked for.
+        url: String,
+    },
+    /// Any other status that is neither success nor worth retrying (a 4xx).
     #[error("{url}: the server answered HTTP {status}")]
-    Status { url: String, status: u16 },
+    Status {
+        /// The URL asked for.
+        url: String,
+        /// The HTTP status code.
+        status: u16,
+    },
+    /// The very first connection failed (refused, no route, name not resolved): reported at
+    /// once, not retried, so that no network means no long wait.
     #[error("cannot reach {url}: {reason}")]
-    Unreachable { url: String, reason: String },
+    Unreachable {
+        /// The URL asked for.
+        url: String,
+        /// Why, as the resolver or the connection said.
+        reason: String,
+    },
+    /// Every attempt failed with a passing error (a dropped connection, a timeout, HTTP 5xx
+    /// or 429), with back-offs in between.
     #[error("download of {url} failed after {attempts} attempts: {last}")]
     Exhausted {
+        /// The URL asked for.
         url: String,
+        /// How many attempts failed.
         attempts: u32,
+        /// Why the last one did.
         last: String,
     },
+    /// The server answered something unusable: a 206 without a valid `Content-Range` or for
+    /// other bytes than asked, a document larger than allowed, a failed redirect.
     #[error("{url}: {reason}")]
-    Protocol { url: String, reason: String },
+    Protocol {
+        /// The URL asked for.
+        url: String,
+        /// What was wrong with the answer.
+        reason: String,
+    },
+    /// Ctrl-C, during a back-off or a read ([`crate::interrupt`]).
     #[error("interrupted")]
     Interrupted,
+    /// The HTTP client cannot be built (its TLS setup).
     #[error("cannot set up the HTTP client: {0}")]
     Client(String),
 }
@@ -53,6 +86,8 @@ enum Failure {
     Fatal(HttpError),
 }
 
+/// The client of every download, with its retry policy; cheap to clone (the clones share
+/// one connection pool).
 #[derive(Clone)]
 pub struct Http {
     client: Client,
@@ -62,7 +97,10 @@ pub struct Http {
 
 /// A response positioned in the file: its body starts at byte `start`.
 pub struct Opened {
+    /// The answer, its body not read yet.
     pub response: Response,
+    /// The file offset the body starts at: the one asked for, or 0 when the server sent the
+    /// whole file instead.
     pub start: u64,
     /// The whole file's size, when the server said.
     pub total: Option<u64>,
@@ -89,6 +127,8 @@ impl Http {
         })
     }
 
+    /// [`Http::new`] with `DISTROD_HTTP_RETRIES` attempts (default 5) and a first back-off
+    /// of `DISTROD_HTTP_RETRY_DELAY_MS` milliseconds (default 500).
     pub fn from_env() -> Result<Http, HttpError> {
         let num = |name: &str, default: u64| {
             std::env::var(name)

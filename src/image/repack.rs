@@ -148,22 +148,37 @@ pub enum Compression {
 pub enum RepackError {
     /// The entry's path (or a hard link's target) is not a plain relative path.
     #[error("refusing tar entry `{entry}`: {reason}")]
-    UnsafePath { entry: String, reason: String },
+    UnsafePath {
+        /// The entry's path, as the archive names it.
+        entry: String,
+        /// What is wrong with the path.
+        reason: String,
+    },
     /// The entry cannot coexist with what distrod adds.
     #[error("refusing tar entry `{entry}`: {reason}")]
-    Conflict { entry: String, reason: String },
+    Conflict {
+        /// The entry's path, as the archive names it.
+        entry: String,
+        /// What it would clash with.
+        reason: String,
+    },
     /// A header field or PAX record that cannot be carried over.
     #[error("refusing tar entry `{entry}`: invalid {what}")]
     InvalidHeader {
+        /// The entry's path, as the archive names it.
         entry: String,
+        /// Which field or record.
         what: &'static str,
+        /// What is wrong with it.
         #[source]
         source: io::Error,
     },
     /// Reading the archive failed; the reader's own error is the source, unchanged.
     #[error("failed to read the tar archive {at}")]
     Read {
+        /// How far the archive was read (`at its start`, `after entry NAME`).
         at: String,
+        /// The reader's error.
         #[source]
         source: io::Error,
     },
@@ -173,8 +188,11 @@ pub enum RepackError {
     /// A file system operation on the output file failed.
     #[error("failed to {what} `{}`", path.display())]
     Io {
+        /// What was being done, as a verb (`create`, `sync`).
         what: &'static str,
+        /// The file it was done to.
         path: PathBuf,
+        /// What the system said.
         #[source]
         source: io::Error,
     },

@@ -29,9 +29,12 @@ const CHUNK: usize = 256 * 1024;
 /// Chunks in flight between the reader thread and the consumer: bounds memory at 4 MiB.
 const IN_FLIGHT: usize = 16;
 
+/// Where an image's bytes come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
+    /// A local file.
     File(PathBuf),
+    /// An `http://` or `https://` URL.
     Url(String),
 }
 
@@ -46,6 +49,7 @@ impl Origin {
         }
     }
 
+    /// The path or URL, as messages show it.
     pub fn describe(&self) -> String {
         match self {
             Origin::File(p) => p.display().to_string(),
@@ -54,8 +58,10 @@ impl Origin {
     }
 }
 
+/// What [`open`] reads, and what the bytes must prove.
 #[derive(Debug, Clone)]
 pub struct Request {
+    /// The file or URL.
     pub origin: Origin,
     /// Expected sha256, lowercase hex.
     pub sha256: Option<String>,
@@ -65,28 +71,41 @@ pub struct Request {
     pub cache: Option<PathBuf>,
 }
 
+/// Why an image's bytes cannot be had, or cannot be trusted.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
+    /// The bytes' SHA-256 is not the expected one (the cached bytes are deleted).
     #[error("checksum mismatch for {what}: expected {expected}, calculated {calculated}")]
     Mismatch {
+        /// The file or URL.
         what: String,
+        /// The SHA-256 expected, from the catalog or `--sha256`.
         expected: String,
+        /// The SHA-256 of what was read.
         calculated: String,
     },
+    /// The download failed.
     #[error(transparent)]
     Http(#[from] HttpError),
+    /// A local file, or a complete file of the cache, cannot be read.
     #[error("cannot read {path}: {source}")]
     Read {
+        /// The file.
         path: PathBuf,
+        /// What the system said.
         #[source]
         source: io::Error,
     },
+    /// The download cache cannot be created, read or written.
     #[error("cannot use the download cache at {path}: {source}")]
     Cache {
+        /// The cache directory or file.
         path: PathBuf,
+        /// What the system said.
         #[source]
         source: io::Error,
     },
+    /// Ctrl-C.
     #[error("interrupted")]
     Interrupted,
     /// The consumer stopped reading (it failed first; its error is the one to show).
@@ -94,9 +113,13 @@ pub enum SourceError {
     Abandoned,
 }
 
+/// What a source read to the end proved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finished {
+    /// The SHA-256 of every byte read, lower-case hexadecimal (checked against the expected
+    /// one when there was one).
     pub sha256: String,
+    /// How many bytes: the size of the (still compressed) file.
     pub bytes: u64,
     /// True when the bytes came from a complete file in the cache.
     pub from_cache: bool,
@@ -187,6 +210,7 @@ impl Stream {
     }
 }
 
+/// The SHA-256 of `data`, lower-case hexadecimal as the catalog and `--sha256` write it.
 pub fn sha256_hex(data: &[u8]) -> String {
     hex(&Sha256::digest(data))
 }

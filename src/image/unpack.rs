@@ -112,7 +112,12 @@ pub struct UnpackReport {
 pub enum UnpackError {
     /// The entry's path (or a hard link's target) is not a plain relative path.
     #[error("refusing tar entry `{entry}`: {reason}")]
-    UnsafePath { entry: String, reason: String },
+    UnsafePath {
+        /// The entry's path, as the archive names it.
+        entry: String,
+        /// What is wrong with the path.
+        reason: String,
+    },
     /// Resolving the entry's parent directories went through a symlink that leads out of the
     /// destination.
     #[error(
@@ -120,33 +125,64 @@ pub enum UnpackError {
          which leads outside the destination"
     )]
     SymlinkEscape {
+        /// The entry's path, as the archive names it.
         entry: String,
+        /// The symlink, relative to the destination.
         link: String,
+        /// What it points to.
         target: String,
     },
     /// Resolving the entry's parent directories expanded too many symlinks.
     #[error("refusing tar entry `{entry}`: too many levels of symbolic links at `{link}`")]
-    SymlinkLoop { entry: String, link: String },
+    SymlinkLoop {
+        /// The entry's path, as the archive names it.
+        entry: String,
+        /// The symlink at which the limit was reached.
+        link: String,
+    },
     /// A hard link whose target is (or resolves to) a path outside the destination.
     #[error("refusing tar entry `{entry}`: hard link target `{target}` is outside the destination")]
-    HardlinkOutside { entry: String, target: String },
+    HardlinkOutside {
+        /// The entry's path, as the archive names it.
+        entry: String,
+        /// The link's target, as the archive names it.
+        target: String,
+    },
     /// A hard link whose target was not created by an earlier entry.
     #[error(
         "refusing tar entry `{entry}`: hard link target `{target}` does not exist \
          (it must appear earlier in the archive)"
     )]
-    HardlinkTargetMissing { entry: String, target: String },
+    HardlinkTargetMissing {
+        /// The entry's path, as the archive names it.
+        entry: String,
+        /// The link's target, as the archive names it.
+        target: String,
+    },
     /// A parent component of the entry exists but is not a directory (nor a symlink to one).
     #[error("refusing tar entry `{entry}`: `{component}` is not a directory")]
-    NotADirectory { entry: String, component: String },
+    NotADirectory {
+        /// The entry's path, as the archive names it.
+        entry: String,
+        /// The parent that is not a directory, relative to the destination.
+        component: String,
+    },
     /// The entry would replace a directory that has contents.
     #[error("refusing tar entry `{entry}`: it would replace the non-empty directory `{path}`")]
-    NonEmptyDirectory { entry: String, path: String },
+    NonEmptyDirectory {
+        /// The entry's path, as the archive names it.
+        entry: String,
+        /// The directory, relative to the destination.
+        path: String,
+    },
     /// A header field that cannot be parsed or used.
     #[error("refusing tar entry `{entry}`: invalid {field}")]
     InvalidHeader {
+        /// The entry's path, as the archive names it.
         entry: String,
+        /// Which field (`device number`, `xattr name`, `hard link target`...).
         field: &'static str,
+        /// What is wrong with it.
         #[source]
         source: io::Error,
     },
@@ -154,15 +190,20 @@ pub enum UnpackError {
     /// network failure injected by the caller) is the source, unchanged.
     #[error("failed to read the tar archive {at}")]
     Archive {
+        /// How far the archive was read (`at its start`, `after entry NAME`).
         at: String,
+        /// The reader's error.
         #[source]
         source: io::Error,
     },
     /// A filesystem operation under the destination failed.
     #[error("failed to {what} `{}`", path.display())]
     Io {
+        /// What was being done, as a verb phrase (`open destination directory`).
         what: String,
+        /// The path it was done to.
         path: PathBuf,
+        /// What the system said.
         #[source]
         source: io::Error,
     },

@@ -51,6 +51,8 @@ pub fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Where this mount namespace has cgroup2 mounted (`/sys/fs/cgroup`, or
+/// `/sys/fs/cgroup/unified` on a hybrid host); an error when it has none.
 pub fn cgroup2_mount() -> Result<PathBuf> {
     let mi =
         fs::read_to_string("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo".into())?;
@@ -73,6 +75,7 @@ pub fn procs(dir: &Path) -> Vec<i32> {
         .unwrap_or_default()
 }
 
+/// The pids of a `cgroup.procs` text, one a line; lines that are not a number are skipped.
 pub fn parse_procs(text: &str) -> Vec<i32> {
     text.lines().filter_map(|l| l.trim().parse().ok()).collect()
 }

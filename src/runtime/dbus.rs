@@ -7,16 +7,28 @@ use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 
+/// The system bus's socket, as the container's mount namespace has it.
 pub const SYSTEM_BUS: &str = "/run/dbus/system_bus_socket";
 
+/// Why a call on the bus failed.
 #[derive(Debug, thiserror::Error)]
 pub enum DbusError {
+    /// The socket cannot be reached, read or written (a timeout included).
     #[error("cannot talk to the system bus at {SYSTEM_BUS}")]
     Io(#[from] std::io::Error),
+    /// The bus sent something this client does not understand, or refused it.
     #[error("D-Bus protocol: {0}")]
     Protocol(String),
+    /// The method answered with an error.
     #[error("{name}: {text}")]
-    Remote { name: String, text: String },
+    Remote {
+        /// The error's name (`org.freedesktop.DBus.Error.AccessDenied`...).
+        name: String,
+        /// Its message; empty when it has none.
+        text: String,
+    },
+    /// The service (named) does not run yet: asked before calling it, so that a stuck boot
+    /// is not waited for.
     #[error("{0} is not running (yet)")]
     NotRunning(&'static str),
 }
@@ -30,18 +42,23 @@ fn proto(s: impl Into<String>) -> DbusError {
 /// Marshals a message body with D-Bus alignment rules.
 #[derive(Default)]
 pub struct Writer {
+    /// The bytes so far; offsets are relative to its start, which must be 8-aligned in the
+    /// message (the body is).
     pub buf: Vec<u8>,
 }
 
 impl Writer {
+    /// Zero bytes up to the next multiple of `n`.
     pub fn pad(&mut self, n: usize) {
         while !self.buf.len().is_multiple_of(n) {
             self.buf.push(0);
         }
     }
+    /// BYTE.
     pub fn u8(&mut self, v: u8) {
         self.buf.push(v);
     }
+    /// UINT32 (also BOOLEAN and UNIX_FD, an index into the message's fds), 4-aligned.
     pub fn u32(&mut self, v: u32) {
         self.pad(4);
         self.buf.extend_from_slice(&v.to_le_bytes());
@@ -67,6 +84,7 @@ pub struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    /// Reads `buf` from its start, which counts as 8-aligned.
     pub fn new(buf: &'a [u8]) -> Self {
         Reader { buf, pos: 0 }
     }
@@ -81,21 +99,25 @@ impl<'a> Reader<'a> {
         let pad = (n - self.pos % n) % n;
         self.take(pad).map(drop)
     }
+    /// BYTE.
     pub fn u8(&mut self) -> Result<u8> {
         Ok(self.take(1)?[0])
     }
+    /// UINT32 (also BOOLEAN and UNIX_FD), 4-aligned.
     pub fn u32(&mut self) -> Result<u32> {
         self.align(4)?;
         Ok(u32::from_le_bytes(
             self.take(4)?.try_into().expect("4 bytes"),
         ))
     }
+    /// STRING or OBJECT_PATH; invalid UTF-8 is replaced, not an error.
     pub fn str(&mut self) -> Result<String> {
         let n = self.u32()? as usize;
         let s = String::from_utf8_lossy(self.take(n)?).into_owned();
         self.take(1)?;
         Ok(s)
     }
+    /// SIGNATURE.
     pub fn sig(&mut self) -> Result<String> {
         let n = self.u8()? as usize;
         let s = String::from_utf8_lossy(self.take(n)?).into_owned();
@@ -106,8 +128,12 @@ impl<'a> Reader<'a> {
 
 /// A method return (or error) with the fds that came with it.
 pub struct Reply {
+    /// The body's D-Bus signature (`soshusub`...); empty for an empty body.
     pub signature: String,
+    /// The body, to read with a [`Reader`].
     pub body: Vec<u8>,
+    /// The fds that came with it (close-on-exec), in the order the body's UNIX_FD values
+    /// index.
     pub fds: Vec<OwnedFd>,
 }
 
@@ -158,6 +184,7 @@ fn parse_header(raw: &[u8], fields_end: usize) -> Result<Header> {
 /// libdbus's default reply timeout (DBUS_TIMEOUT_USE_DEFAULT).
 pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(25);
 
+/// A connection to a bus, authenticated and with fd passing: one method call at a time.
 pub struct Connection {
     sock: UnixStream,
     serial: u32,

@@ -44,7 +44,10 @@ use super::{Context, Result};
 /// A drive: its mount point and the device (`major:minor` of mountinfo) mounted there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Drive {
+    /// Where it is mounted (`/mnt/c`).
     pub mount_point: PathBuf,
+    /// The device, `major:minor`: it tells two mounts at one place apart (an elevated
+    /// session's drives are other mounts than a plain session's).
     pub dev: String,
 }
 
@@ -110,10 +113,16 @@ pub fn drives_of(pid: &str, root: &Path) -> Vec<Drive> {
 pub enum Plan {
     /// Enter the container's namespace, first attaching these drives of the session (the
     /// container lacks them, or has other ones there).
-    Container { attach: Vec<PathBuf> },
+    Container {
+        /// Mount points of the session's drives to attach there first.
+        attach: Vec<PathBuf>,
+    },
     /// Enter a namespace of the session's own, with these drives of the session in place
     /// of the container's.
-    Own { drives: Vec<PathBuf> },
+    Own {
+        /// Mount points of all the session's drives.
+        drives: Vec<PathBuf>,
+    },
 }
 
 /// The one rule: plain sessions share the container's namespace (and keep its drives up
@@ -142,6 +151,7 @@ pub const QUERY_ELEVATED: u32 = 12;
 /// `LxMessageResultBool`, the type of the answer (`RESULT_MESSAGE<bool>`).
 pub const RESULT_BOOL: u32 = 79;
 
+/// The query ([`QUERY_ELEVATED`]) as the relay reads it, with the caller's transaction id.
 pub fn elevation_request(transaction: u32) -> [u8; 16] {
     let mut b = [0u8; 16];
     for (i, v) in [QUERY_ELEVATED, 16, transaction, 1].into_iter().enumerate() {
@@ -233,7 +243,9 @@ pub fn attach(tree: &OwnedFd, path: &Path) -> Result<()> {
 /// The session's drives, cloned before it enters the container, and where they go.
 #[derive(Debug)]
 pub struct Prepared {
+    /// The session gets a mount namespace of its own ([`Plan::Own`]), not the container's.
     pub own_namespace: bool,
+    /// Each drive to attach inside: its mount point and its clone ([`clone_tree`]).
     pub trees: Vec<(PathBuf, OwnedFd)>,
 }
 

@@ -40,6 +40,7 @@ use crate::ui::Ui;
 /// and paths need not be UTF-8, and nothing on this path may fail (or panic) on them.
 #[derive(Debug, Clone, Default)]
 pub struct Command {
+    /// The command and its arguments; never empty.
     pub argv: Vec<OsString>,
     /// The file to execute when it is not `argv[0]` looked up in PATH (a login shell:
     /// `/bin/bash` with `argv[0]` `-bash`).
@@ -63,9 +64,13 @@ pub struct Command {
     pub booting: bool,
 }
 
+/// How the command ended.
 #[derive(Debug)]
 pub struct Exit {
+    /// Its exit code: the command's own, 128+N when signal N killed it, 127 or 126 when it
+    /// could not be executed, [`signals::CODE_VANISHED`] when the container went away.
     pub code: i32,
+    /// Its standard output with [`Command::capture`]; else empty.
     pub stdout: Vec<u8>,
 }
 

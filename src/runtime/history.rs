@@ -16,8 +16,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::fsutil::{self, Durability, Replace};
 
+/// Where the record is kept, in the distro (not in /run, which a stop of the distro
+/// clears).
 pub const FILE: &str = "/opt/distrod/state/last.json";
 
+/// The record of one container.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     /// When the container was launched, seconds since the Unix epoch.
@@ -26,10 +29,12 @@ pub struct Record {
     pub ended: Option<End>,
 }
 
+/// A clean end.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct End {
     /// `stop`, `idle` or `container`.
     pub how: String,
+    /// When, seconds since the Unix epoch.
     pub at: f64,
 }
 

@@ -15,6 +15,7 @@ use std::path::Path;
 
 use super::{Context, Result};
 
+/// Where the id is kept: in the distro itself, which outlives WSL's VM (unlike /run).
 pub const ID_FILE: &str = "/opt/distrod/state/id";
 
 /// 128 random bits, as 32 lowercase hex digits.

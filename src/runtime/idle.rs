@@ -175,7 +175,11 @@ pub struct Watch {
 /// profile, and so `.wslconfig`, is found) and the margin.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
+    /// The launching session's PATH, raw: its Windows directories lead to the Windows
+    /// user's profile. None: no PATH, so no `.wslconfig` is read (WSL's default window
+    /// applies).
     pub path: Option<Vec<u8>>,
+    /// `container.idle_stop_margin`: the poweroff must be over this long before WSL's stop.
     pub margin: Duration,
     /// The launch came from a WSL session (a relay is among its ancestors): the keeper
     /// counts from the start, even if that session is over before its first look.

@@ -37,6 +37,8 @@ use nix::mount::{MntFlags, umount2};
 use super::{Context, Result};
 use crate::fsutil::{self, Durability};
 
+/// WSL's directory of session sockets (`<pid>_interop`), in the distro and (its own) in the
+/// container.
 pub const RUN_WSL: &str = "/run/WSL";
 /// In the container's own /run/WSL (a tmpfs of the container's, see [`super::mounts`]).
 pub const SESSIONS: &str = "/run/WSL/.sessions";
@@ -51,12 +53,16 @@ pub fn entry_path(pid: u32) -> PathBuf {
 /// Who is asking (the real ids of a possibly setuid process).
 #[derive(Debug, Clone)]
 pub struct Caller {
+    /// The real uid.
     pub uid: u32,
+    /// The real gid.
     pub gid: u32,
+    /// The supplementary groups.
     pub groups: Vec<u32>,
 }
 
 impl Caller {
+    /// The calling process's real ids (not the effective ones a setuid binary runs with).
     pub fn current() -> Caller {
         Caller {
             uid: nix::unistd::getuid().as_raw(),
@@ -112,6 +118,7 @@ pub fn ancestors() -> Vec<u32> {
     v
 }
 
+/// The parent pid of `pid` (field 4 of /proc/PID/stat); None when it has gone.
 pub fn parent_of(pid: u32) -> Option<u32> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command may hold spaces and parentheses: the state and ppid follow the last ')'.

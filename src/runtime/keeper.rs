@@ -18,6 +18,7 @@ use std::time::Duration;
 use super::state::{self, State};
 use super::{history, idle, privbus, stop};
 
+/// How often the keeper looks.
 pub const POLL: Duration = Duration::from_millis(250);
 
 /// What the keeper of one container does besides watching it end.
@@ -26,10 +27,12 @@ pub struct Duties {
     /// The container runs the distro itself (its /run is the distro's): keep the private
     /// socket covered outside.
     pub cover: bool,
+    /// Power the container off before WSL's idle stop ([`idle`]); None: not at all.
     pub idle: Option<idle::Options>,
 }
 
 impl Duties {
+    /// Whether there is anything to do at all: a launch starts no keeper without duties.
     pub fn any(&self) -> bool {
         self.cover || self.idle.is_some()
     }

@@ -27,13 +27,16 @@ use super::{
     Context, Error, Result, cgroup, history, identity, idle, keeper, procstate, shim, stop, sys,
 };
 
+/// How to launch a container.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     /// None: the running distro itself.
     pub rootfs: Option<PathBuf>,
     /// Wait at most this long for `until`; None: return once systemd was started.
     pub wait: Option<Duration>,
+    /// What to wait for, when `wait` is set.
     pub until: Until,
+    /// The run-time adjustments of the container.
     pub tuning: Tuning,
     /// Power the container off cleanly when the distro's last WSL session has ended
     /// ([`idle`]); None: never.
@@ -59,6 +62,7 @@ pub struct Tuning {
     pub dns: Vec<IpAddr>,
     /// Units masked besides [`mounts::MASKED`], and units of that list left alone.
     pub mask: Vec<String>,
+    /// See `mask`.
     pub unmask: Vec<String>,
     /// Re-hook login accounts when /etc/passwd changes: `hook.rehook`, where the accounts
     /// are hooked at all (which the distro integration knows: `distro::tuning`).
@@ -240,14 +244,20 @@ fn normalize(p: &Path) -> PathBuf {
     out
 }
 
+/// What [`launch`] did.
 #[derive(Debug)]
 pub enum Outcome {
+    /// A new container was started.
     Started {
+        /// Its record.
         state: State,
+        /// From the start of the launch until it returned.
         elapsed: Duration,
         /// What `until` asked for was reached in time (false with `--no-wait`).
         ready: bool,
     },
+    /// A container was running already (its record): the launch waited for it as `until`
+    /// and `wait` say, and started nothing.
     AlreadyRunning(State),
 }
 

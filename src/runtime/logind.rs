@@ -14,9 +14,12 @@ use super::dbus::{CALL_TIMEOUT, Connection, DbusError, Reader, SYSTEM_BUS, Write
 /// How long a running bus has to answer the first calls.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// A logind session, for as long as this value lives.
 #[derive(Debug)]
 pub struct Session {
+    /// logind's session id (XDG_SESSION_ID).
     pub id: String,
+    /// The user's runtime directory, `/run/user/UID` (XDG_RUNTIME_DIR).
     pub runtime_path: String,
     /// Never read, only held: closing it (dropping the session) ends the session.
     #[allow(dead_code)]

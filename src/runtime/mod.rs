@@ -49,26 +49,36 @@ pub mod waiter;
 /// Failures of the runtime. Each names what was being done; the cause is kept as `source`.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A system call failed.
     #[error("{what}")]
     Sys {
+        /// What was being done (`mount /proc`).
         what: String,
+        /// The errno.
         #[source]
         source: nix::Error,
     },
+    /// A file or socket operation failed.
     #[error("{what}")]
     Io {
+        /// What was being done (`read /etc/passwd`).
         what: String,
+        /// What the system said.
         #[source]
         source: std::io::Error,
     },
+    /// A command that needs root (its name) was run by another user.
     #[error("distrod {0} must run as root")]
     NotRoot(&'static str),
+    /// The command needs a running container and there is none.
     #[error("the container is not running")]
     NotRunning,
+    /// Anything else, as one line.
     #[error("{0}")]
     Other(String),
 }
 
+/// The result of the runtime's operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// `.sys("mount /proc")?` on a nix result, `.io("read /etc/passwd")?` on an io result.
@@ -94,7 +104,6 @@ impl<T> Context<T> for std::io::Result<T> {
     }
 }
 
-/// The runtime's commands need root: namespaces, mounts and cgroups are privileged.
 /// Where `distrod install` puts the binary; the login-shell hook and the units distrod
 /// writes at run time name this path.
 pub const INSTALLED_BINARY: &str = "/opt/distrod/bin/distrod";
@@ -110,6 +119,7 @@ pub fn inside_container() -> bool {
     std::fs::read_to_string(CONTAINER_MANAGER_FILE).is_ok_and(|s| s.trim() == "distrod")
 }
 
+/// [`Error::NotRoot`] naming `command` unless the effective uid is 0.
 pub fn require_root(command: &'static str) -> Result<()> {
     if nix::unistd::geteuid().is_root() {
         Ok(())

@@ -72,6 +72,7 @@ pub const CONTAINER_NOTIFY: &str = "/run/host/notify";
 /// An fd opened (O_PATH) before any mount changes, bound somewhere later.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Held {
+    /// The launcher's notify socket, bound at [`CONTAINER_NOTIFY`].
     Notify,
 }
 
@@ -127,54 +128,81 @@ pub const X11_UNIT: &str = "distrod-wslg-x11.service";
 /// The unit pair that re-hooks login accounts when /etc/passwd changes (chsh, new users).
 pub const REHOOK_UNIT: &str = "distrod-rehook";
 
+/// One step of the mount plan; [`apply`] carries them out in order, the first failure
+/// ending the launch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     /// mount(NULL, target, NULL, flags, NULL): propagation change.
     Propagation {
+        /// The mount whose propagation changes.
         target: PathBuf,
+        /// The propagation type (`MS_SLAVE`, `MS_PRIVATE`), with `MS_REC` for the subtree.
         flags: MsFlags,
     },
+    /// mount(2) of a filesystem: `source` of `fstype` on `target`.
     Mount {
+        /// The source as mount(2) takes it (`proc`, `tmpfs`, `cgroup2`...).
         source: String,
+        /// Where it is mounted (the directory must exist).
         target: PathBuf,
+        /// The filesystem type.
         fstype: Option<String>,
+        /// The mount flags.
         flags: MsFlags,
+        /// Filesystem options (`mode=755`...).
         data: Option<String>,
     },
     /// Bind `source` (MS_REC when `recursive`); a missing target is created like the
     /// source (directory or empty file); skipped when the target is a symlink, which
     /// would be followed in the *outer* tree.
     Bind {
+        /// What is bound.
         source: PathBuf,
+        /// Where it appears.
         target: PathBuf,
+        /// With the mounts under `source` (MS_REC).
         recursive: bool,
     },
     /// Remount a bind mount read-only.
     ReadOnly {
+        /// The bind mount.
         target: PathBuf,
     },
     /// umount2(target, MNT_DETACH); "not a mount point" is fine.
     Detach {
+        /// The mount point.
         target: PathBuf,
     },
     /// Bind an fd opened before the mounts started.
     BindHeld {
+        /// Which fd.
         held: Held,
+        /// Where it is bound (created like the fd's file when missing).
         target: PathBuf,
     },
     /// pivot_root(".", ".") in `new_root`, then detach the old root stacked on it.
     PivotRoot {
+        /// The container's tree, which becomes `/`.
         new_root: PathBuf,
     },
+    /// Create a directory and its missing parents.
     Mkdir {
+        /// The directory.
         path: PathBuf,
     },
+    /// Create a symlink (and its missing parent directories), replacing a symlink already
+    /// there (one a container that died left in the shared /run).
     Symlink {
+        /// What the link points to.
         target: PathBuf,
+        /// The link itself.
         link: PathBuf,
     },
+    /// Write a file (and create its missing parent directories).
     WriteFile {
+        /// The file.
         path: PathBuf,
+        /// Its whole contents.
         contents: String,
     },
 }
@@ -188,6 +216,7 @@ pub struct Inputs {
     pub proc_sys_ro: bool,
     /// WSL paths that exist in the distro, bound into a separate rootfs.
     pub wsl_paths: Vec<PathBuf>,
+    /// The container's tree or the distro has a /dev/console, which is bound to /dev/null.
     pub has_console: bool,
     /// binfmt_misc is mounted in the distro (WSL's interop entry lives there).
     pub binfmt: bool,
@@ -199,6 +228,7 @@ pub struct Inputs {
     /// container's tree, before pivot_root: relative to its root) that /etc/resolv.conf
     /// resolves to, which the file is bound over.
     pub dns: Vec<std::net::IpAddr>,
+    /// See `dns`, set with it; None: the container keeps the distro's resolv.conf.
     pub resolv_target: Option<PathBuf>,
     /// DefaultEnvironment of services (and user managers).
     pub service_env: Vec<(String, String)>,
@@ -215,6 +245,7 @@ pub struct Inputs {
 
 /// The port proxy's unit (see `distrod portproxy`), shipped in distrod-rootfs/.
 pub const PORTPROXY_UNIT: &str = "distrod-portproxy.service";
+/// Where that unit file is installed in a distro ([`Inputs::portproxy_unit`]).
 pub const PORTPROXY_UNIT_FILE: &str = "/opt/distrod/lib/systemd/distrod-portproxy.service";
 
 /// Paths WSL provides in a distro that a separate rootfs needs too (`/run/WSL` is carried
@@ -555,6 +586,7 @@ pub fn manager_env_conf(env: &[(String, String)]) -> String {
     format!("[Manager]\nDefaultEnvironment={}\n", items.join(" "))
 }
 
+/// The container's own resolv.conf: one `nameserver` line per server, in order.
 pub fn resolv_conf(dns: &[std::net::IpAddr]) -> String {
     let mut s =
         String::from("# Written by distrod (dns in /etc/distrod.toml); the container's only.\n");
@@ -564,11 +596,16 @@ pub fn resolv_conf(dns: &[std::net::IpAddr]) -> String {
     s
 }
 
+/// The fds the [`Held`] steps bind, opened by the shim before the first mount changes.
 #[derive(Default)]
 pub struct HeldFds {
+    /// The launcher's notify socket; None when it cannot be opened (its step is then
+    /// skipped).
     pub notify: Option<OwnedFd>,
 }
 
+/// An O_PATH fd of `path` (a reference to use later, not for reading); None when it cannot
+/// be opened.
 pub fn open_path(path: &Path) -> Option<OwnedFd> {
     OpenOptions::new()
         .read(true)

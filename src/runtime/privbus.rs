@@ -39,6 +39,7 @@ use nix::mount::{MntFlags, MsFlags, mount, umount2};
 
 use super::{Context, Error, Result};
 
+/// systemd's private socket: root's `systemctl` talks to systemd directly through it.
 pub const PRIVATE: &str = "/run/systemd/private";
 /// The relay's socket, bound over [`PRIVATE`] in the distro's mount namespace.
 pub const RELAY: &str = "/run/distrod/systemd-private";
@@ -83,15 +84,19 @@ enum State {
 /// Bytes that are not D-Bus.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Bad {
+    /// An authentication line longer than the reference implementation takes.
     #[error("authentication line longer than {MAX_LINE} bytes")]
     LongLine,
+    /// A message whose first byte is neither `l` nor `B`.
     #[error("byte order mark {0:#04x}")]
     Endianness(u8),
+    /// A message larger than [`MAX_MESSAGE`].
     #[error("message of {0} bytes")]
     TooLarge(u64),
 }
 
 impl Framing {
+    /// The start of a connection, in one direction: authentication first.
     pub fn new(from: Sender) -> Framing {
         Framing {
             from,

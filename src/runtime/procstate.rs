@@ -18,32 +18,52 @@ use std::fmt;
 /// One resource limit: soft and hard, `RLIM_INFINITY` for none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limit {
+    /// Which resource.
     pub resource: Resource,
+    /// The soft limit, the one the kernel enforces; never above `hard`.
     pub soft: u64,
+    /// The hard limit: the most an unprivileged process may raise the soft one to.
     pub hard: u64,
 }
 
 /// The resources of getrlimit(2), in the kernel's order (RLIMIT_CPU = 0 ...).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resource {
+    /// RLIMIT_CPU: CPU time, in seconds.
     Cpu,
+    /// RLIMIT_FSIZE: the largest file a process may write, in bytes.
     Fsize,
+    /// RLIMIT_DATA: the data segment and heap, in bytes.
     Data,
+    /// RLIMIT_STACK: the main thread's stack, in bytes.
     Stack,
+    /// RLIMIT_CORE: the largest core dump, in bytes.
     Core,
+    /// RLIMIT_RSS: resident memory, in bytes (not enforced by Linux).
     Rss,
+    /// RLIMIT_NPROC: processes (threads) of the real user.
     Nproc,
+    /// RLIMIT_NOFILE: one more than the highest file descriptor.
     Nofile,
+    /// RLIMIT_MEMLOCK: locked memory, in bytes.
     Memlock,
+    /// RLIMIT_AS: virtual address space, in bytes.
     As,
+    /// RLIMIT_LOCKS: file locks (not enforced by Linux).
     Locks,
+    /// RLIMIT_SIGPENDING: queued signals of the real user.
     Sigpending,
+    /// RLIMIT_MSGQUEUE: bytes of POSIX message queues of the real user.
     Msgqueue,
+    /// RLIMIT_NICE: how far the nice value may be lowered, as 20 - nice.
     Nice,
+    /// RLIMIT_RTPRIO: the highest real-time priority.
     Rtprio,
+    /// RLIMIT_RTTIME: CPU time under a real-time policy without blocking, in microseconds.
     Rttime,
 }
 
+/// Every [`Resource`], in the kernel's order.
 pub const RESOURCES: [Resource; 16] = [
     Resource::Cpu,
     Resource::Fsize,
@@ -109,8 +129,11 @@ pub struct Readings {
 pub struct CleanState {
     /// Every resource, in the kernel's order.
     pub limits: Vec<Limit>,
+    /// The nice value: 0.
     pub nice: i32,
+    /// /proc/self/oom_score_adj: 0, the kernel's default.
     pub oom_score_adj: i32,
+    /// The file mode creation mask: 0o022, init's.
     pub umask: u32,
     /// None: every CPU the kernel lets us use.
     pub cpus: Option<Vec<usize>>,

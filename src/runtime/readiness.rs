@@ -52,6 +52,7 @@ impl Phase {
         }
     }
 
+    /// The phase a [`Phase::word`] names; None for any other word.
     pub fn from_word(w: &str) -> Option<Phase> {
         [
             Phase::Starting,

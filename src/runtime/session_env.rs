@@ -52,11 +52,16 @@ fn windows_path(caller_path: Option<&[u8]>) -> Vec<&[u8]> {
 /// What a session's environment is made of besides the user.
 #[derive(Debug, Default)]
 pub struct SessionVars<'a> {
+    /// The logind session's runtime directory: XDG_RUNTIME_DIR and the user's bus.
     pub runtime_dir: Option<&'a str>,
+    /// The logind session's id: XDG_SESSION_ID, with the session's type and class.
     pub session_id: Option<&'a str>,
     /// The session's `/run/WSL/<pid>_interop`.
     pub interop: Option<&'a Path>,
+    /// The caller's environment, of which only what [`PASSED_ENV`] and `pass_env` name is
+    /// kept (and the Windows directories of its PATH).
     pub caller_env: &'a [(OsString, OsString)],
+    /// More variable names to keep (`session.pass_env` in /etc/distrod.toml).
     pub pass_env: &'a [String],
 }
 

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::{Context, Result, sys};
 use crate::fsutil::{self, Durability, Replace};
 
+/// The runtime's directory: the record, its lock and the notify socket (root only).
 pub const STATE_DIR: &str = "/run/distrod";
 /// The sd_notify socket the launcher binds; the shim binds it into the container.
 pub const NOTIFY_SOCKET: &str = "/run/distrod/distrod.notify";
@@ -28,6 +29,8 @@ pub const LOCK_WAIT: Duration = Duration::from_secs(60);
 /// namespace before the mount namespace, whose /proc then shows the container's pids.
 pub const NAMESPACES: [&str; 5] = ["cgroup", "ipc", "uts", "pid", "mnt"];
 
+/// The record of the running container, saved as JSON (older records are read too: every
+/// newer field has a default).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct State {
     /// systemd's pid in the distro's (outer) pid namespace.
@@ -36,6 +39,7 @@ pub struct State {
     pub start_time: u64,
     /// Inode numbers of /proc/PID/ns/*, by namespace name.
     pub namespaces: std::collections::BTreeMap<String, u64>,
+    /// The container's root directory (`/` for the running distro).
     pub rootfs: PathBuf,
     /// The container's cgroup directory (absolute, in the distro's cgroup2 mount).
     pub cgroup: PathBuf,
@@ -140,6 +144,7 @@ pub fn running() -> Option<State> {
     read().filter(State::is_alive)
 }
 
+/// Writes the record whole (readers never see half of it); the lock proves it is held.
 pub fn save(_lock: &Lock, state: &State) -> Result<()> {
     let json = serde_json::to_string_pretty(state).expect("state serialises") + "\n";
     // Volatile: /run is a tmpfs, which no crash leaves anything of; the rename is still what
@@ -162,6 +167,7 @@ pub fn clear(_lock: &Lock) {
     }
 }
 
+/// The time, seconds since the Unix epoch (0 before it).
 pub fn now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

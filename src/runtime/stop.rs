@@ -11,17 +11,24 @@ use nix::unistd::Pid;
 use super::state::{self, Lock, State};
 use super::{Context, Error, Result, cgroup, sys};
 
+/// What a stop did.
 #[derive(Debug)]
 pub enum Outcome {
+    /// The container was running and is gone now.
     Stopped {
+        /// Its systemd's pid (in the distro's pid namespace).
         pid: i32,
+        /// How long systemd took to end.
         elapsed: Duration,
         /// It had to be SIGKILLed.
         killed: bool,
     },
+    /// No container ran (what a stale record names was cleaned up).
     NotRunning,
 }
 
+/// `distrod stop`: powers the running container off (SIGKILL at once with `force`, else
+/// after `timeout`) and removes what it leaves, under the state lock.
 pub fn stop(force: bool, timeout: Duration) -> Result<Outcome> {
     let lock = state::lock()?;
     let Some(st) = state::load(&lock) else {

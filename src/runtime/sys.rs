@@ -260,6 +260,8 @@ pub fn socketpair_passcred() -> Result<(OwnedFd, OwnedFd)> {
     Ok((a, b))
 }
 
+/// SO_PASSCRED on a socket: the kernel attaches the sender's credentials to what it
+/// receives.
 pub fn set_passcred(fd: &impl AsRawFd) -> Result<()> {
     let one: libc::c_int = 1;
     // SAFETY: valid fd, an int option.
@@ -416,6 +418,7 @@ pub fn parse_start_time(stat: &str) -> Option<u64> {
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 
+/// [`parse_start_time`] of a live process; None when it has gone.
 pub fn start_time(pid: i32) -> Option<u64> {
     parse_start_time(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }

@@ -6,12 +6,18 @@ use std::path::PathBuf;
 
 use super::{Context, Error, Result};
 
+/// An account of the container's /etc/passwd.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
+    /// The user's name.
     pub name: String,
+    /// The uid.
     pub uid: u32,
+    /// The primary group's gid.
     pub gid: u32,
+    /// The home directory, as passwd says (it need not exist).
     pub home: PathBuf,
+    /// The login shell; `/bin/sh` when passwd leaves it empty.
     pub shell: String,
 }
 

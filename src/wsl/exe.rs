@@ -216,10 +216,12 @@ fn make(name: &str, state: &str, version: &str, default: bool) -> Option<Distrib
 /// `wsl.exe`, run as a child process without a console window.
 #[derive(Debug, Clone)]
 pub struct WslExe {
+    /// The wsl.exe to run (a fake one in tests).
     pub program: PathBuf,
 }
 
 impl WslExe {
+    /// The wsl.exe at `program`.
     pub fn new(program: impl Into<PathBuf>) -> WslExe {
         WslExe {
             program: program.into(),
@@ -235,12 +237,15 @@ impl WslExe {
         WslExe::new(Path::new(&root).join("System32").join("wsl.exe"))
     }
 
+    /// `wsl.exe --import NAME LOCATION TARBALL --version 2`; see
+    /// [`Wsl::import`](super::Wsl::import).
     pub fn import(&self, name: &str, location: &Path, tarball: &Path) -> Result<()> {
         check_arg("distro name", name)?;
         let op = format!("wsl.exe --import {name}");
         self.checked(&op, &import_args(name, location, tarball))
     }
 
+    /// `wsl.exe --unregister NAME`; see [`Wsl::unregister`](super::Wsl::unregister).
     pub fn unregister(&self, name: &str) -> Result<()> {
         check_arg("distro name", name)?;
         self.checked(
@@ -249,6 +254,7 @@ impl WslExe {
         )
     }
 
+    /// `wsl.exe --terminate NAME`; see [`Wsl::terminate`](super::Wsl::terminate).
     pub fn terminate(&self, name: &str) -> Result<()> {
         check_arg("distro name", name)?;
         self.checked(
@@ -257,6 +263,8 @@ impl WslExe {
         )
     }
 
+    /// [`Wsl::list`](super::Wsl::list): `wsl.exe --list --verbose`, parsed; wsl.exe's "no
+    /// installed distributions" failure is an empty list.
     pub fn list(&self) -> Result<Vec<Distribution>> {
         let op = "wsl.exe --list --verbose";
         let out = self.exec(op, &list_args(), None)?;
@@ -278,6 +286,8 @@ impl WslExe {
         })
     }
 
+    /// `wsl.exe -d NAME [-u USER] -e CMD...`; see [`Wsl::run`](super::Wsl::run). An exit
+    /// status outside 0 to 255 is wsl.exe's own failure, an error.
     pub fn run(
         &self,
         name: &str,

@@ -14,6 +14,9 @@ use std::sync::{Mutex, MutexGuard};
 use super::{Distribution, Output, Result, State, Wsl, WslError};
 
 /// One call, with its arguments.
+// Each variant is the method of `Wsl` of that name, its fields the method's arguments,
+// all documented there.
+#[allow(missing_docs)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Call {
     IsRegistered {
@@ -48,6 +51,8 @@ pub enum Call {
 }
 
 /// Which method a [`Call`] was.
+// The variants are named after the methods of `Wsl`, documented there.
+#[allow(missing_docs)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CallKind {
     IsRegistered,
@@ -61,6 +66,7 @@ pub enum CallKind {
 }
 
 impl Call {
+    /// The method this call was, without its arguments.
     pub fn kind(&self) -> CallKind {
         match self {
             Call::IsRegistered { .. } => CallKind::IsRegistered,
@@ -110,6 +116,7 @@ const NOT_FOUND: &str = "There is no distribution with the supplied name.";
 const HR_NOT_FOUND: i32 = 0x8007_0490_u32 as i32;
 
 impl Recording {
+    /// A fake on which no distro is registered.
     pub fn new() -> Recording {
         Recording::default()
     }
@@ -148,6 +155,7 @@ impl Recording {
         self.lock().calls.clone()
     }
 
+    /// The kind of every call so far, in order: for tests that check the sequence only.
     pub fn kinds(&self) -> Vec<CallKind> {
         self.lock().calls.iter().map(Call::kind).collect()
     }
@@ -157,10 +165,13 @@ impl Recording {
         self.lock().distros.iter().map(|d| d.name.clone()).collect()
     }
 
+    /// The uid `set_default_user` gave the distro (0 until then); None when it is not
+    /// registered.
     pub fn default_uid(&self, name: &str) -> Option<u32> {
         self.lock().find(name).map(|d| d.default_uid)
     }
 
+    /// Whether the distro runs in the model (false when it is not registered).
     pub fn is_running(&self, name: &str) -> bool {
         self.lock().find(name).is_some_and(|d| d.running)
     }

@@ -74,7 +74,9 @@ pub trait Wsl {
 /// One registered distro, as `wsl.exe --list --verbose` describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Distribution {
+    /// The name WSL knows it by (`wsl -d NAME`).
     pub name: String,
+    /// Whether it runs.
     pub state: State,
     /// 1 or 2.
     pub version: u32,
@@ -86,15 +88,22 @@ pub struct Distribution {
 /// English are kept as printed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum State {
+    /// Started, and not yet stopped by WSL's idle timeout or `--terminate`.
     Running,
+    /// Registered but not running.
     Stopped,
+    /// Being registered (`--import`, `--install`).
     Installing,
+    /// Being removed (`--unregister`).
     Uninstalling,
+    /// Being converted between WSL 1 and 2 (`--set-version`).
     Converting,
+    /// A word not known in English (a localised wsl.exe), as printed.
     Other(String),
 }
 
 impl State {
+    /// The state of one word of `wsl.exe --list --verbose`'s STATE column (exact match).
     pub fn parse(word: &str) -> State {
         match word {
             "Running" => State::Running,
@@ -126,19 +135,24 @@ impl fmt::Display for State {
 pub struct Output {
     /// The command's exit status (0..=255; 128+N when killed by signal N).
     pub code: i32,
+    /// Everything the command wrote to its standard output.
     pub stdout: Vec<u8>,
+    /// Everything it wrote to its standard error (with wsl.exe, also WSL's own messages).
     pub stderr: Vec<u8>,
 }
 
 impl Output {
+    /// The command exited with status 0.
     pub fn success(&self) -> bool {
         self.code == 0
     }
 
+    /// The standard output as text (UTF-16 or UTF-8, see [`exe::decode`]).
     pub fn stdout_text(&self) -> String {
         exe::decode(&self.stdout)
     }
 
+    /// The standard error as text, likewise.
     pub fn stderr_text(&self) -> String {
         exe::decode(&self.stderr)
     }
@@ -151,47 +165,76 @@ pub enum WslError {
     // The I/O error is part of the one-line message, not a separate cause: printed with
     // its causes, it would appear twice.
     #[error("cannot run {op}: {error}")]
-    Spawn { op: String, error: std::io::Error },
+    Spawn {
+        /// The operation, as a command line (`wsl.exe --import NAME`).
+        op: String,
+        /// Why it could not be started.
+        error: std::io::Error,
+    },
     /// Talking to a running wsl.exe failed (writing its input, reading its output).
     #[error("{op}: {error}")]
-    Io { op: String, error: std::io::Error },
+    Io {
+        /// The operation, as a command line.
+        op: String,
+        /// What failed.
+        error: std::io::Error,
+    },
     /// wsl.exe ran and reported a failure; `message` is what it said, on one line.
     #[error("{op} failed (exit {}): {message}", ExitCode(*code))]
     Exit {
+        /// The operation, as a command line.
         op: String,
+        /// wsl.exe's exit status: the command's (0 to 255), or -1 or an HRESULT for
+        /// wsl.exe's own failure.
         code: i32,
+        /// What wsl.exe or the command wrote (output and error output), on one line.
         message: String,
     },
     /// wsl.exe answered something distrod cannot read.
     #[error("{op}: unexpected output: {message}")]
-    Parse { op: String, message: String },
+    Parse {
+        /// The operation, as a command line.
+        op: String,
+        /// What could not be read.
+        message: String,
+    },
     /// wslapi.dll is missing (WSL is not installed) or lacks a function distrod needs.
     #[error("cannot load wslapi.dll from System32: {0}")]
     Load(String),
     /// A function of the WSL API failed.
     #[error("{function} for {distro} failed: {}", HResult(*hresult))]
     Api {
+        /// The function (`WslConfigureDistribution`...).
         function: &'static str,
+        /// The distro it was called for.
         distro: String,
+        /// The HRESULT it returned.
         hresult: i32,
     },
     /// A command started with `WslLaunch` exited with a non-zero status.
     #[error("WslLaunch in {distro} of '{command}' exited with status {}", ExitCode(*code))]
     Launched {
+        /// The distro.
         distro: String,
+        /// The command line.
         command: String,
+        /// Its exit status.
         code: i32,
     },
     /// A name or user that WSL would misread (empty, starting with '-', control
     /// characters); refused before anything runs.
     #[error("invalid {what} '{value}': {why}")]
     Invalid {
+        /// What the value is (`distro name`, `user`, `command`).
         what: &'static str,
+        /// The value refused.
         value: String,
+        /// Why, as a clause (`it is empty`).
         why: &'static str,
     },
 }
 
+/// The result of every call to WSL.
 pub type Result<T, E = WslError> = std::result::Result<T, E>;
 
 /// Exit statuses: decimal when they look like one, hex when they look like an HRESULT

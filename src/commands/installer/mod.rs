@@ -43,6 +43,8 @@ pub struct Plan {
     pub location: PathBuf,
     /// The account `wsl -d NAME` logs in as.
     pub user: String,
+    /// Its password, in the clear: handed to the first-boot setup on its standard input,
+    /// never shown (the `Debug` output hides it).
     pub password: String,
     /// Start the distro at logon.
     pub autostart: bool,
@@ -153,6 +155,7 @@ pub fn check_location(location: &Path) -> anyhow::Result<()> {
 /// What an install made.
 #[derive(Debug)]
 pub struct Installed {
+    /// The uid of that account, now WSL's default user of the distro.
     pub uid: u32,
 }
 
@@ -437,7 +440,9 @@ impl Undo<'_> {
 pub struct Choice {
     /// `distro:release:variant`, what `--distro/--release/--variant` would select.
     pub distro: String,
+    /// The release's name.
     pub release: String,
+    /// The image variant (`default` for most).
     pub variant: String,
     /// What the list shows.
     pub label: String,
