@@ -277,8 +277,13 @@ fn assert_clean_end(wsl: &FakeWsl, mounts: &WslMounts) {
     mounts.assert_unchanged(sb, "by the container");
 }
 
-/// Asserts no process runs in the sandbox but its init and the namespace keeper.
+/// Asserts no process runs in the sandbox but its init and the namespace keeper, once
+/// transient ones are gone (the init's idle `sleep` is a `bash` until it has exec'd).
 fn assert_only_init(sb: &Sandbox) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !sb.other_processes().is_empty() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+    }
     let others = sb.other_processes();
     assert!(
         others.is_empty(),
