@@ -38,23 +38,8 @@ pub fn run(args: &LaunchArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
 /// Blocks until the process `pid` (the container's systemd) has exited: on its pidfd, or
 /// by polling where pidfds are missing (kernels before 5.3).
 fn wait_for_exit(pid: i32) {
-    // SAFETY: pidfd_open takes a pid and flags; the result is a new descriptor or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd >= 0 {
-        let mut pfd = libc::pollfd {
-            fd: fd as i32,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        loop {
-            // SAFETY: one valid pollfd.
-            let n = unsafe { libc::poll(&mut pfd, 1, -1) };
-            if n > 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-                break;
-            }
-        }
-        // SAFETY: our descriptor, closed once.
-        unsafe { libc::close(fd as i32) };
+    if let Ok(fd) = crate::runtime::sys::pidfd_open(pid) {
+        crate::runtime::sys::wait_exited(&fd, Duration::MAX);
         return;
     }
     while nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok() {

@@ -160,17 +160,6 @@ pub fn sessions() -> usize {
         .unwrap_or(0)
 }
 
-/// What the idle stop needs to know.
-#[derive(Debug, Clone)]
-pub struct Watch {
-    /// WSL's idle window; None: WSL never idles the distro, nothing to do.
-    pub window: Option<Duration>,
-    /// The poweroff must be over this long before the window ends.
-    pub margin: Duration,
-    /// A session was there at the launch (see [`Options::from_session`]).
-    pub armed: bool,
-}
-
 /// What a launch hands the keeper for the idle stop: the launching session's PATH (where the Windows user's
 /// profile, and so `.wslconfig`, is found) and the margin.
 #[derive(Debug, Clone, Default)]
@@ -218,17 +207,19 @@ pub struct Idler {
 }
 
 impl Idler {
-    /// None when WSL never idles the distro: nothing to do.
-    pub fn new(w: &Watch) -> Option<Idler> {
-        let Some(window) = w.window else {
+    /// The idle stop a launch asked for, with WSL's window read now (through the drive
+    /// mount, off the launching session's PATH: see [`window`]). None when WSL never
+    /// idles the distro: nothing to do.
+    pub fn new(opts: &Options) -> Option<Idler> {
+        let Some(window) = window(opts.path.as_deref(), &super::drives::this_root()) else {
             tracing::debug!("WSL never idles this distro: no idle stop");
             return None;
         };
         Some(Idler {
             window,
-            margin: w.margin,
-            begin: begin_after(window, w.margin),
-            armed: w.armed,
+            margin: opts.margin,
+            begin: begin_after(window, opts.margin),
+            armed: opts.from_session,
             idle_since: None,
         })
     }

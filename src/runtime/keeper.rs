@@ -64,15 +64,8 @@ pub fn spawn(st: &State, duties: &Duties) {
                 // Named for what it is (it was forked from whatever launched the container).
                 // SAFETY: prctl with a NUL-terminated name.
                 unsafe { libc::prctl(libc::PR_SET_NAME, c"distrod-keeper".as_ptr(), 0, 0, 0) };
-                // The idle window is read here (through the drive mount: off the caller's
-                // path).
-                let idler = duties.idle.as_ref().and_then(|o| {
-                    idle::Idler::new(&idle::Watch {
-                        window: idle::window(o.path.as_deref(), &super::drives::this_root()),
-                        margin: o.margin,
-                        armed: o.from_session,
-                    })
-                });
+                // The idle window is read here, in the keeper (off the caller's path).
+                let idler = duties.idle.as_ref().and_then(idle::Idler::new);
                 if duties.cover {
                     let ns = st.namespaces.get("pid").copied().unwrap_or_default();
                     if let Err(e) = privbus::start_relay(st.pid, ns) {
@@ -100,7 +93,7 @@ pub fn run(st: &State, cover: bool, mut idler: Option<idle::Idler>) {
     let me = std::process::id() as i32;
     match (state::lock(), super::sys::start_time(me)) {
         (Ok(lock), Some(started)) => match state::load(&lock) {
-            Some(mut cur) if same(&cur, st) => {
+            Some(mut cur) if cur.same_container(st) => {
                 cur.keeper = Some((me, started));
                 if let Err(e) = state::save(&lock, &cur) {
                     tracing::debug!("{}", super::chain(&e));
@@ -116,7 +109,7 @@ pub fn run(st: &State, cover: bool, mut idler: Option<idle::Idler>) {
             ended(st);
             return;
         }
-        if state::read().is_none_or(|cur| !same(&cur, st)) {
+        if state::read().is_none_or(|cur| !cur.same_container(st)) {
             return;
         }
         if cover && let Err(e) = privbus::cover() {
@@ -137,14 +130,10 @@ fn ended(st: &State) {
     let Ok(lock) = state::lock() else {
         return;
     };
-    if state::load(&lock).is_some_and(|cur| same(&cur, st)) {
+    if state::load(&lock).is_some_and(|cur| cur.same_container(st)) {
         history::end(st.launched_at, "container");
         if let Err(e) = stop::remove_leftovers(&lock, st) {
             tracing::debug!("{}", super::chain(&e));
         }
     }
-}
-
-fn same(a: &State, b: &State) -> bool {
-    a.pid == b.pid && a.start_time == b.start_time
 }

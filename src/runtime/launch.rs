@@ -349,7 +349,7 @@ pub fn launch_with(opts: &Options, progress: &mut dyn FnMut(Phase)) -> Result<Ou
             });
         }
         if let Ok(lock) = state::lock()
-            && state::load(&lock).is_some_and(|cur| same(&cur, &st))
+            && state::load(&lock).is_some_and(|cur| cur.same_container(&st))
         {
             let _ = stop::remove_leftovers(&lock, &st);
         }
@@ -369,17 +369,13 @@ pub fn launch_with(opts: &Options, progress: &mut dyn FnMut(Phase)) -> Result<Ou
 /// stop may have come in between).
 fn mark_ready(st: &State) {
     if let Ok(lock) = state::lock()
-        && let Some(mut cur) = state::load(&lock).filter(|cur| same(cur, st))
+        && let Some(mut cur) = state::load(&lock).filter(|cur| cur.same_container(st))
     {
         cur.ready = true;
         if let Err(e) = state::save(&lock, &cur) {
             tracing::debug!("{}", super::chain(&e));
         }
     }
-}
-
-fn same(a: &State, b: &State) -> bool {
-    a.pid == b.pid && a.start_time == b.start_time
 }
 
 /// Under the lock: the cgroup, the notify socket, the mount plan, systemd started and
@@ -552,7 +548,7 @@ fn wait_marked_ready(st: State, timeout: Duration, until: Until) -> Result<State
         }
         std::thread::sleep(Duration::from_millis(20));
         match state::read() {
-            Some(now) if same(&now, &cur) => cur = now,
+            Some(now) if now.same_container(&cur) => cur = now,
             _ if cur.is_alive() => {}
             _ => {
                 return Err(Error::Other(format!(

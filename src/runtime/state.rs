@@ -73,6 +73,11 @@ impl State {
     pub fn is_alive(&self) -> bool {
         sys::running_since(self.pid) == Some(self.start_time)
     }
+
+    /// Whether `other` records the same container (the same process, not a reused pid).
+    pub fn same_container(&self, other: &State) -> bool {
+        self.pid == other.pid && self.start_time == other.start_time
+    }
 }
 
 /// Held while reading or changing the state; released on drop (close of the lock fd).
