@@ -341,6 +341,9 @@ pub fn launch_with(opts: &Options, progress: &mut dyn FnMut(Phase)) -> Result<Ou
             // than leave anyone outside it, and so do later callers, at once (the record
             // says nobody waits for this boot any more).
             tracing::debug!("{}", super::chain(&e));
+            if duties.cover {
+                super::privbus::cover_when_ready(Duration::from_secs(2));
+            }
             mark_ready(&st);
             return Ok(Outcome::Started {
                 state: st,
@@ -357,6 +360,9 @@ pub fn launch_with(opts: &Options, progress: &mut dyn FnMut(Phase)) -> Result<Ou
     }
     let mut st = st;
     st.ready = true;
+    if duties.cover {
+        super::privbus::cover_when_ready(Duration::from_secs(2));
+    }
     mark_ready(&st);
     Ok(Outcome::Started {
         state: st,

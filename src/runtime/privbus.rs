@@ -34,6 +34,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 
@@ -244,6 +245,20 @@ pub fn cover() -> Result<bool> {
     )
     .ctx(|| format!("bind {RELAY} over {PRIVATE}"))?;
     Ok(true)
+}
+
+/// [`cover`], once the relay's socket is there (the keeper makes it as it starts), waiting
+/// for it at most `timeout`: the launcher calls this before it lets sessions in, so that
+/// root's `systemctl` outside works from the first session on, not only from the keeper's
+/// next poll.
+pub fn cover_when_ready(timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while !Path::new(RELAY).exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if let Err(e) = cover() {
+        tracing::debug!("{}", super::chain(&e));
+    }
 }
 
 /// Removes the cover from this mount namespace (every one, if somehow stacked) and the
