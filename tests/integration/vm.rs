@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use crate::support::fakewsl::{DistrodAt, EchoServer, FAKEWSL, FakeWsl};
+use crate::support::fakewsl::{DistrodAt, EchoServer, FAKEWSL, FakeWsl, SessionChild};
 use crate::support::sandbox::{STAGED_DISTROD, Sandbox, host_cgroup_of, prerequisites};
 
 const INSTALLED: &str = "/opt/distrod/bin/distrod";
@@ -51,6 +51,16 @@ fn vm(test: &str, names: &[&'static str], own_cgroups: bool) -> Option<Distros> 
     Some(all)
 }
 
+/// A Windows-side client left open in each distro (`wsl -e sleep infinity`, outside the
+/// container): WSL stops a distro once it has none for its idle timeout, and distrod powers
+/// the container off cleanly before that (tests/integration/idle.rs). The tests here need
+/// their containers to run for as long as they look at them, however slow the machine.
+fn keep_open(all: &Distros) -> Vec<SessionChild<'_>> {
+    all.iter()
+        .map(|wsl| wsl.spawn_exec("root", &["/bin/sleep", "infinity"]))
+        .collect()
+}
+
 const WHERE: &str = "echo pid1=$(cat /proc/1/comm) distro=$(cat /etc/which-distro) \
                      shared=$(cat /mnt/wsl/shared/f 2>/dev/null || echo none)";
 
@@ -73,6 +83,7 @@ fn three_distros_each_in_their_own_systemd() {
     let Some(all) = vm("three_distros_each_in_their_own_systemd", &names, true) else {
         return;
     };
+    let _open = keep_open(&all);
     for (wsl, name) in all.iter().zip(names) {
         let out = wsl.session("distrod", WHERE);
         out.success();
@@ -181,6 +192,7 @@ fn a_copy_of_a_distro_takes_a_new_id() {
     ) else {
         return;
     };
+    let _open = keep_open(&all);
     let (original, copy) = (&all[0].sandbox, &all[1].sandbox);
     let id = original.read_file(ID_FILE).expect("an id");
     copy.write_file(ID_FILE, &id);
@@ -290,6 +302,7 @@ fn a_stale_cgroup_of_its_own_is_cleaned_and_no_other() {
     ) else {
         return;
     };
+    let _open = keep_open(&all);
     let (crashed, neighbour) = (&all[0].sandbox, &all[1].sandbox);
     for wsl in all.iter() {
         let out = wsl.session("distrod", WHERE);
