@@ -29,6 +29,9 @@ import tempfile
 from pathlib import Path
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
+# The test image server's catalog documents (scripts/simplestreams.py), one shape for both.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+import simplestreams  # noqa: E402
 MTIME = "2024-06-01 12:00:00.25"
 
 
@@ -207,18 +210,9 @@ def catalog_seeds():
         "archlinux:current:amd64:default": product("archlinux", "current", "amd64", "default", b[:1], aliases="archlinux"),
         "fedora:41:amd64:default": product("fedora", "41", "amd64", "default", b[:1], items=("disk",)),
     }
-    write("catalog", "images.json", json.dumps({"content_id": "images", "datatype": "image-downloads", "format": "products:1.0", "products": products}, separators=(",", ":")))
-    write("catalog", "index.json", json.dumps({
-        "format": "index:1.0",
-        "index": {
-            "images": {
-                "datatype": "image-downloads",
-                "path": "streams/v1/images.json",
-                "format": "products:1.0",
-                "products": sorted(products),
-            }
-        },
-    }))
+    index, images = simplestreams.documents(products)
+    write("catalog", "images.json", json.dumps(images, separators=(",", ":")))
+    write("catalog", "index.json", json.dumps(index))
 
 
 # --------------------------------------------------------------------------------------

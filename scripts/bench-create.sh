@@ -20,7 +20,9 @@ Needs root, curl, xz, GNU time (/usr/bin/time) and a built release binary
 EOF
 }
 
-die() { echo "bench-create: error: $*" >&2; exit 1; }
+prog=bench-create
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
 log() { echo "bench-create: $*" >&2; }
 
 runs=5
@@ -35,14 +37,11 @@ while [[ $# -gt 0 ]]; do
         *) die "unknown argument '$1' (see --help)" ;;
     esac
 done
-[[ "$runs" =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive number, not '$runs'"
+positive_runs "$runs"
 
-cd "$(dirname "$0")/.."
-repo="$(pwd)"
-[[ $(id -u) -eq 0 ]] || die "must run as root (both sides unpack root-owned files)"
-for tool in curl xz tar python3; do
-    command -v "$tool" >/dev/null || die "'$tool' not found"
-done
+to_repo
+require_root "both sides unpack root-owned files"
+require_tools curl xz tar python3
 gnu_time=/usr/bin/time
 [[ -x "$gnu_time" ]] || die "GNU time not found at $gnu_time (apt-get install time)"
 bin="$repo/target/x86_64-unknown-linux-gnu/release/distrod"
@@ -105,30 +104,18 @@ echo "archive: $archive, $(awk -v s="$archive_size" 'BEGIN { printf "%.1f", s / 
 [[ $archive_only -eq 1 ]] && exit 0
 
 # ---------------------------------------------------------------------------------------
-server_pid=""
 trash="$work/trash"
 cleanup() {
-    if [[ -n "$server_pid" ]]; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
+    stop_images
     rm -rf "$work/out-distrod" "$work/out-baseline" "$trash"
 }
 trap cleanup EXIT
 
-rm -rf "$work/server" "$work/port" "$trash"
+rm -rf "$work/server" "$trash"
 python3 scripts/simplestreams.py make --out "$work/server" \
     --product debian:bench:amd64:default "$archive" >/dev/null
-python3 scripts/simplestreams.py serve --dir "$work/server" --port-file "$work/port" --quiet \
-    >/dev/null &
-server_pid=$!
-for _ in $(seq 100); do
-    [[ -s "$work/port" ]] && break
-    kill -0 "$server_pid" 2>/dev/null || die "the image server exited"
-    sleep 0.05
-done
-[[ -s "$work/port" ]] || die "the image server did not start"
-url="http://127.0.0.1:$(cat "$work/port")/images/debian/bench/amd64/default/20260101_00:00/rootfs.tar.xz"
+serve_images "$work/server" "$work/port"
+url="${server}images/debian/bench/amd64/default/20260101_00:00/rootfs.tar.xz"
 curl -sf -o /dev/null "$url" || die "cannot fetch $url"
 echo "url: $url"
 

@@ -29,7 +29,9 @@ build-rootfs.sh needs; trixie and sid are downloaded from deb.debian.org.
 EOF
 }
 
-die() { echo "bench-firstprompt: error: $*" >&2; exit 1; }
+prog=bench-firstprompt
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 runs=3
 suites="bookworm,trixie,sid"
@@ -43,8 +45,8 @@ while [[ $# -gt 0 ]]; do
         *) die "unknown argument '$1' (see --help)" ;;
     esac
 done
-[[ "$runs" =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive number, not '$runs'"
-[[ $(id -u) -eq 0 ]] || die "must run as root (namespaces, mounts, cgroups)"
+positive_runs "$runs"
+require_root "namespaces, mounts, cgroups"
 
 cd "$(dirname "$0")/.."
 trees=""

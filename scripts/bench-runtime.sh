@@ -31,7 +31,9 @@ Options:
 EOF
 }
 
-die() { echo "bench-runtime: error: $*" >&2; exit 1; }
+prog=bench-runtime
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
 log() { echo "bench-runtime: $*" >&2; }
 
 runs=5
@@ -42,15 +44,12 @@ while [[ $# -gt 0 ]]; do
         *) die "unknown argument '$1' (see --help)" ;;
     esac
 done
-[[ "$runs" =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive number, not '$runs'"
+positive_runs "$runs"
 
-cd "$(dirname "$0")/.."
-repo="$(pwd)"
-[[ $(id -u) -eq 0 ]] || die "must run as root (namespaces, mounts, cgroups)"
+to_repo
+require_root "namespaces, mounts, cgroups"
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin:/usr/bin:/bin"
-for tool in unshare nsenter setpriv mount ip hostname apt-get dpkg-deb awk stat; do
-    command -v "$tool" >/dev/null || die "'$tool' not found"
-done
+require_tools unshare nsenter setpriv mount ip hostname apt-get dpkg-deb awk stat
 bin="$repo/target/x86_64-unknown-linux-gnu/release/distrod"
 [[ -x "$bin" ]] || die "no release binary at $bin (run cargo build --release)"
 init_script="$repo/tests/integration/support/sandbox-init.sh"

@@ -26,31 +26,22 @@ Needs root (the rootfs holds root-owned and setuid files; the sandbox needs name
 EOF
 }
 
-die() { echo "demo: error: $*" >&2; exit 1; }
+prog=demo
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
 step() { printf '\n== %s\n' "$*"; }
 
-case "${1:-}" in
-    -h|--help) usage; exit 0 ;;
-    "") ;;
-    *) die "unknown argument '$1' (see --help)" ;;
-esac
+help_only "$@"
 
-cd "$(dirname "$0")/.."
-repo="$(pwd)"
-[[ $(id -u) -eq 0 ]] || die "must run as root"
-for tool in cargo python3 ldd chroot unshare nsenter setpriv mount ip hostname; do
-    command -v "$tool" >/dev/null || die "'$tool' not found"
-done
+to_repo
+require_root
+require_tools cargo python3 ldd chroot unshare nsenter setpriv mount ip hostname
 
 work="$repo/.cache/demo"
 bin="$repo/target/x86_64-unknown-linux-gnu/release/distrod"
-server_pid=""
 sb_unshare="" sb_pid1="" sb_cg="" sb_dir=""
 cleanup() {
-    if [[ -n "$server_pid" ]]; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
+    stop_images
     sb_stop
 }
 # The sandbox's PID 1 (by pid: the kernel then ends its whole pid namespace), then its
@@ -96,17 +87,7 @@ python3 scripts/simplestreams.py make --out "$work/server" \
     --aliases debian/bookworm/default,debian/12/default,debian/bookworm,debian/12 \
     --build "$(date -u +%Y%m%d_%H:%M)" "$tarball"
 
-rm -f "$work/port"
-python3 scripts/simplestreams.py serve --dir "$work/server" --port-file "$work/port" --quiet \
-    >/dev/null &
-server_pid=$!
-for _ in $(seq 100); do
-    [[ -s "$work/port" ]] && break
-    kill -0 "$server_pid" 2>/dev/null || die "the image server exited"
-    sleep 0.05
-done
-[[ -s "$work/port" ]] || die "the image server did not start"
-server="http://127.0.0.1:$(cat "$work/port")/"
+serve_images "$work/server" "$work/port"
 echo "serving $work/server at $server (pid $server_pid)"
 
 step "distrod images --server $server"

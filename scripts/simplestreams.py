@@ -104,6 +104,29 @@ def parse_products(argv):
     return Path(out), products
 
 
+def documents(products):
+    """The index (streams/v1/index.json) and the products file (streams/v1/images.json) of
+    a catalog holding `products`, as the real server publishes them."""
+    index = {
+        "format": "index:1.0",
+        "index": {
+            "images": {
+                "datatype": "image-downloads",
+                "path": "streams/v1/images.json",
+                "format": "products:1.0",
+                "products": sorted(products),
+            }
+        },
+    }
+    images = {
+        "content_id": "images",
+        "datatype": "image-downloads",
+        "format": "products:1.0",
+        "products": products,
+    }
+    return index, images
+
+
 def make(argv):
     out, wanted = parse_products(argv)
     products_file = out / "streams/v1/images.json"
@@ -146,23 +169,7 @@ def make(argv):
             }
         }
 
-    index = {
-        "format": "index:1.0",
-        "index": {
-            "images": {
-                "datatype": "image-downloads",
-                "path": "streams/v1/images.json",
-                "format": "products:1.0",
-                "products": sorted(products),
-            }
-        },
-    }
-    images = {
-        "content_id": "images",
-        "datatype": "image-downloads",
-        "format": "products:1.0",
-        "products": products,
-    }
+    index, images = documents(products)
     products_file.parent.mkdir(parents=True, exist_ok=True)
     # Compact one-line JSON, like the real server's.
     (out / "streams/v1/index.json").write_text(json.dumps(index, separators=(",", ":")))

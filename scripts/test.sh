@@ -31,14 +31,12 @@ Needs root (the test rootfs and the container tests), Wine, and deb.debian.org (
 EOF
 }
 
-case "${1:-}" in
-    -h|--help) usage; exit 0 ;;
-    "") ;;
-    *) echo "test: error: unknown argument '$1' (see --help)" >&2; exit 2 ;;
-esac
+prog=test
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
+help_only "$@"
 
-cd "$(dirname "$0")/.."
-repo="$(pwd)"
+to_repo
 # rustup's toolchain (with clippy and rustfmt) before Debian's /usr/bin/cargo, which the
 # Windows cross-build installs; scripts/build-windows.sh picks its own.
 rustup_bin="${CARGO_HOME:-$HOME/.cargo}/bin"

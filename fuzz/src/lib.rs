@@ -9,41 +9,38 @@
 //! assertion here about what the code promises (documented behaviour, never an
 //! implementation detail).
 
-pub mod accounts;
-pub mod catalog;
-pub mod config;
-pub mod content_range;
-pub mod elf;
 pub mod fixup;
-pub mod privbus;
-pub mod procfs;
 pub mod scratch;
-pub mod status;
-pub mod tar_repack;
-pub mod tar_unpack;
-pub mod wsl_conf;
-pub mod wsl_exe;
-pub mod xz;
 
 /// A target's entry point: one input, which it must survive.
 pub type Target = fn(&[u8]);
 
-/// Every target by name, as `scripts/fuzz.sh` and the directories `corpus/<name>/` and
-/// `regressions/<name>/` call it.
-pub const TARGETS: &[(&str, Target)] = &[
-    ("tar_unpack", tar_unpack::run),
-    ("tar_repack", tar_repack::run),
-    ("xz", xz::run),
-    ("catalog", catalog::run),
-    ("config", config::run),
-    ("accounts", accounts::run),
-    ("wsl_conf", wsl_conf::run),
-    ("wsl_exe", wsl_exe::run),
-    ("elf", elf::run),
-    ("procfs", procfs::run),
-    ("content_range", content_range::run),
-    ("status", status::run),
-    ("privbus", privbus::run),
+/// Declares each target's module and lists it in [`TARGETS`], so that a target is named
+/// once.
+macro_rules! targets {
+    ($($name:ident),* $(,)?) => {
+        $(pub mod $name;)*
+
+        /// Every target by name, as `scripts/fuzz.sh` and the directories
+        /// `corpus/<name>/` and `regressions/<name>/` call it.
+        pub const TARGETS: &[(&str, Target)] = &[$((stringify!($name), $name::run)),*];
+    };
+}
+
+targets![
+    tar_unpack,
+    tar_repack,
+    xz,
+    catalog,
+    config,
+    accounts,
+    wsl_conf,
+    wsl_exe,
+    elf,
+    procfs,
+    content_range,
+    status,
+    privbus,
 ];
 
 /// Splits an input that stands for several files at its NUL bytes: the `n`th part is the
