@@ -157,11 +157,7 @@ mod linux {
             }
             bail!(
                 "the port proxy cannot serve {}: {why}; {} is unchanged",
-                add.iter()
-                    .chain(remove)
-                    .map(u16::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                port_list(add.iter().chain(remove), ", "),
                 path.display()
             );
         }
@@ -176,15 +172,14 @@ mod linux {
         if ports.is_empty() {
             "no port is forwarded".into()
         } else {
-            format!(
-                "forwarded from Windows: {}",
-                ports
-                    .iter()
-                    .map(u16::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
+            format!("forwarded from Windows: {}", port_list(ports, ", "))
         }
+    }
+
+    /// `ports` as text, `separator` between them.
+    fn port_list<'a>(ports: impl IntoIterator<Item = &'a u16>, separator: &str) -> String {
+        let ports: Vec<String> = ports.into_iter().map(u16::to_string).collect();
+        ports.join(separator)
     }
 
     /// Replaces the configuration, 0644 whatever the umask, like the rest of /etc. Contents:
@@ -307,12 +302,7 @@ mod linux {
             );
         }
         let to = distro_address()?;
-        let ports = c
-            .ports
-            .iter()
-            .map(u16::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
+        let ports = port_list(&c.ports, ",");
         interrupt::install();
         // Said before distrod.exe starts: on the journal's one stream, a line of its own
         // (a port it cannot take) then always comes after, as the unit's last word.
