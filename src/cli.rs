@@ -504,7 +504,7 @@ pub enum PortproxyAction {
         to: std::net::IpAddr,
         /// PORT or LISTEN=TARGET (LISTEN 0: any free port), comma-separated.
         #[arg(long, value_name = "SPEC,..", value_delimiter = ',', required = true)]
-        ports: Vec<crate::commands::portproxy::PortSpec>,
+        ports: Vec<crate::portproxy::PortSpec>,
         /// The address to listen on.
         #[arg(long, value_name = "IP", default_value = "0.0.0.0")]
         bind: std::net::IpAddr,

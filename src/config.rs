@@ -4,11 +4,18 @@
 //! a key, a value of the wrong type or out of range) is an error naming the file, the key
 //! and the reason on one line, so that a typo is never silently ignored. The documented
 //! example is `/opt/distrod/share/distrod.toml.example`; [`render`] writes a complete file.
+//!
+//! Each key is declared once, in the `settings!` table below: its field of [`Config`], its
+//! default, the function that reads and checks its value, and its help text. The parser's
+//! known keys, serde's reading of the values and the documented file all come from there.
 
 use std::fmt::Write as _;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::ops::RangeInclusive;
 use std::path::Path;
+
+use serde::Deserialize as _;
+use serde::de::{self, value::MapAccessDeserializer};
 
 /// The configuration file.
 pub const PATH: &str = "/etc/distrod.toml";
@@ -37,55 +44,128 @@ const UNIT_SUFFIXES: [&str; 11] = [
 /// systemd's UNIT_NAME_MAX.
 const UNIT_NAME_MAX: usize = 255;
 
-/// The settings of /etc/distrod.toml, each default where the file does not set it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Config {
+/// A table of the file and its keys, in the order they are documented.
+struct Table {
+    name: &'static str,
+    keys: &'static [Key],
+}
+
+/// One key of a [`Table`]: its name, its help text in the documented file, and its value
+/// in a [`Config`] as TOML writes it.
+struct Key {
+    name: &'static str,
+    help: &'static str,
+    value: fn(&Config) -> String,
+}
+
+/// Declares the settings, each key once: under its `[table]`, the field of [`Config`] (its
+/// rustdoc, name and type), its default, the `read` function serde reads and checks its
+/// value with, and its help text. Gives [`Config`], its `Default` and [`TABLES`].
+macro_rules! settings {
+    ($(
+        [$table:ident]
+        $(
+            $(#[doc = $doc:literal])*
+            $key:ident: $ty:ty = $default:expr, read by $read:literal,
+            $help:literal;
+        )+
+    )+) => {
+        /// The settings of /etc/distrod.toml, each default where the file does not set it.
+        #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+        #[serde(default, deny_unknown_fields)]
+        pub struct Config {
+            $($(
+                $(#[doc = $doc])*
+                #[serde(deserialize_with = $read)]
+                pub $key: $ty,
+            )+)+
+        }
+
+        impl Default for Config {
+            fn default() -> Self {
+                Config {
+                    $($($key: $default,)+)+
+                }
+            }
+        }
+
+        /// The tables and their keys, in the order they are documented (and checked).
+        const TABLES: &[Table] = &[$(
+            Table {
+                name: stringify!($table),
+                keys: &[$(
+                    Key {
+                        name: stringify!($key),
+                        help: $help,
+                        value: |c: &Config| c.$key.toml(),
+                    },
+                )+],
+            },
+        )+];
+    };
+}
+
+settings! {
+    [container]
     /// `[container] dns`: resolvers for the container's resolv.conf; empty keeps WSL's.
-    pub dns: Vec<IpAddr>,
+    dns: Vec<IpAddr> = Vec::new(), read by "read::dns",
+        "DNS servers for the container's /etc/resolv.conf, at most 3 (IPv4 or IPv6).\n\
+         Empty: the container keeps the resolv.conf WSL generates.";
     /// `[container] boot_timeout`: seconds a session waits for what it needs of systemd
     /// (the bus and logind, see `runtime::readiness`) before it enters the still-booting
     /// container anyway.
-    pub boot_timeout: u64,
+    boot_timeout: u64 = 30, read by "read::boot_timeout",
+        "Seconds a new session waits for systemd (1 to 600): for its system bus and\n\
+         systemd-logind to answer, not for the whole boot. Past it the session enters\n\
+         the still-starting container anyway.";
     /// `[container] mask`: more units to mask while the container runs.
-    pub mask: Vec<String>,
+    mask: Vec<String> = Vec::new(), read by "read::units",
+        "More systemd units to mask while the container runs, such as \"foo.service\"\n\
+         or a template, \"foo@.service\". The distro's own files are not changed.";
     /// `[container] unmask`: units of distrod's built-in mask list to leave alone.
-    pub unmask: Vec<String>,
+    unmask: Vec<String> = Vec::new(), read by "read::units",
+        "Units of distrod's built-in mask list to leave alone. distrod masks the units\n\
+         that stall a boot under WSL or fight WSL over what it manages, such as\n\
+         systemd-networkd.service (WSL configures the network).";
     /// `[container] stop_when_idle`: power the container off cleanly when the distro's
     /// last WSL session has ended, before WSL's idle stop kills it (`runtime::idle`).
-    pub stop_when_idle: bool,
+    stop_when_idle: bool = true, read by "read::boolean",
+        "Power the container off cleanly (systemd's own poweroff, so services run their\n\
+         stop commands) when the distro's last WSL session or `wsl -e` command has ended,\n\
+         before WSL's idle stop (instanceIdleTimeout in .wslconfig, 15 s by default) kills\n\
+         every process of the distro. A new session boots it again.";
     /// `[container] idle_stop_margin`: seconds before WSL's idle stop by which that
     /// poweroff must be over.
-    pub idle_stop_margin: u64,
+    idle_stop_margin: u64 = 2, read by "read::idle_stop_margin",
+        "Seconds before WSL's idle stop by which that poweroff must be over (0 to 60).";
+
+    [session]
     /// `[session] pass_env`: more variables passed from the WSL session into the container.
-    pub pass_env: Vec<String>,
+    pass_env: Vec<String> = Vec::new(), read by "read::env_names",
+        "More environment variables to pass from the WSL session into the session in the\n\
+         container, by name, besides those distrod always passes.";
     /// `[session] fallback_shell`: run the plain shell outside (with a warning) when the
     /// container cannot start, instead of failing the login.
-    pub fallback_shell: bool,
+    fallback_shell: bool = true, read by "read::boolean",
+        "When the container cannot start: true runs the shell outside it, with a warning;\n\
+         false fails the login.";
+
+    [hook]
     /// `[hook] rehook`: re-hook accounts when /etc/passwd changes while the container runs.
-    pub rehook: bool,
+    rehook: bool = true, read by "read::boolean",
+        "While the container runs, hook login accounts again whenever /etc/passwd changes\n\
+         (a new user, a shell changed with chsh), so their sessions enter the container too.";
+
+    [portproxy]
     /// `[portproxy] ports`: TCP ports of the distro that Windows' network interfaces
     /// forward to it (see `distrod portproxy`).
-    pub ports: Vec<u16>,
+    ports: Vec<u16> = Vec::new(), read by "read::ports",
+        "TCP ports of this distro to reach from other machines: while the container\n\
+         runs, distrod.exe listens on them on Windows and forwards each connection to\n\
+         the distro's current address (`distrod portproxy add|remove|list`).";
     /// `[portproxy] listen`: the Windows address the port proxy listens on.
-    pub listen: IpAddr,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            dns: Vec::new(),
-            boot_timeout: 30,
-            mask: Vec::new(),
-            unmask: Vec::new(),
-            stop_when_idle: true,
-            idle_stop_margin: 2,
-            pass_env: Vec::new(),
-            fallback_shell: true,
-            rehook: true,
-            ports: Vec::new(),
-            listen: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-        }
-    }
+    listen: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED), read by "read::address",
+        "The Windows address to listen on: 0.0.0.0 is every interface.";
 }
 
 /// A configuration that cannot be used, as one line: `FILE: KEY: REASON`.
@@ -138,23 +218,10 @@ fn read(path: &Path) -> Result<Option<String>, ConfigError> {
         .map_err(|_| fail("is not UTF-8 text, as TOML must be".into()))
 }
 
-/// The tables and their keys, in the order they are documented.
-const SCHEMA: [(&str, &[&str]); 4] = [
-    (
-        "container",
-        &[
-            "dns",
-            "boot_timeout",
-            "mask",
-            "unmask",
-            "stop_when_idle",
-            "idle_stop_margin",
-        ],
-    ),
-    ("session", &["pass_env", "fallback_shell"]),
-    ("hook", &["rehook"]),
-    ("portproxy", &["ports", "listen"]),
-];
+/// The names of `items`, as a message lists them.
+fn names<T>(items: &[T], name: fn(&T) -> &'static str) -> String {
+    items.iter().map(name).collect::<Vec<_>>().join(", ")
+}
 
 fn parse_text(text: &str) -> Result<Config, String> {
     let doc: toml::Table = text.parse().map_err(|e: toml::de::Error| {
@@ -170,136 +237,279 @@ fn parse_text(text: &str) -> Result<Config, String> {
         }
     })?;
 
-    let known_tables = SCHEMA.map(|(t, _)| t).join(", ");
+    // Every table and key must be known before any value is read.
     for (name, value) in &doc {
-        let Some((_, keys)) = SCHEMA.iter().find(|(t, _)| t == name) else {
+        let Some(known) = TABLES.iter().find(|t| t.name == name) else {
             let name = key_name(name);
-            return Err(format!("unknown key {name} (known: {known_tables})"));
+            return Err(format!(
+                "unknown key {name} (known: {})",
+                names(TABLES, |t| t.name)
+            ));
         };
         let table = value
             .as_table()
             .ok_or_else(|| format!("{name}: expected a table, found {}", an(value)))?;
-        if let Some(key) = table.keys().find(|k| !keys.contains(&k.as_str())) {
+        if let Some(key) = table
+            .keys()
+            .find(|k| !known.keys.iter().any(|known| known.name == k.as_str()))
+        {
             return Err(format!(
                 "unknown key {name}.{} (known: {})",
                 key_name(key),
-                keys.join(", ")
+                names(known.keys, |k| k.name)
             ));
         }
     }
-    let get = |table: &str, key: &str| doc.get(table).and_then(|t| t.get(key));
+    let set = TABLES.iter().flat_map(|table| {
+        let doc = &doc;
+        table.keys.iter().filter_map(move |key| {
+            let value = doc.get(table.name)?.get(key.name)?;
+            Some((table.name, key.name, value))
+        })
+    });
+    Config::deserialize(MapAccessDeserializer::new(Values {
+        doc: &doc,
+        set,
+        current: None,
+    }))
+    .map_err(|e| e.message().to_owned())
+}
 
-    let mut c = Config::default();
-    if let Some(v) = get("container", "dns") {
-        let key = "container.dns";
-        let items = strings(key, v)?;
-        if items.len() > MAX_DNS {
-            return Err(format!(
-                "{key}: {} servers, but resolv.conf uses at most {MAX_DNS}",
-                items.len()
-            ));
-        }
-        for (i, s) in items.iter().enumerate() {
-            let ip: IpAddr = s
-                .parse()
-                .map_err(|_| format!("{key}[{i}]: {s:?} is not an IP address"))?;
-            if c.dns.contains(&ip) {
-                return Err(format!("{key}[{i}]: {ip} is listed twice"));
-            }
-            c.dns.push(ip);
-        }
-    }
-    if let Some(v) = get("container", "boot_timeout") {
-        c.boot_timeout = integer_in("container.boot_timeout", v, &BOOT_TIMEOUT)?;
-    }
-    for (name, field) in [("mask", &mut c.mask), ("unmask", &mut c.unmask)] {
-        let key = format!("container.{name}");
-        if let Some(v) = get("container", name) {
-            for (i, s) in strings(&key, v)?.into_iter().enumerate() {
-                if let Some(why) = unit_name_problem(s) {
-                    return Err(format!("{key}[{i}]: {s:?} {why}"));
-                }
-                field.push(s.to_owned());
-            }
-        }
-    }
-    if let Some((i, u)) = c
-        .unmask
-        .iter()
+/// Checks that span keys: `(table, key, check)`, run on the file once the values up to
+/// that key have been read and found good, before the keys documented after it are read.
+type Between = (
+    &'static str,
+    &'static str,
+    fn(&toml::Table) -> Result<(), String>,
+);
+const BETWEEN: [Between; 1] = [("container", "unmask", unmask_not_masked)];
+
+/// `container.unmask` (read: an array of unit names) names none of `container.mask`.
+fn unmask_not_masked(doc: &toml::Table) -> Result<(), String> {
+    let units = |key: &str| -> Vec<&str> {
+        let container = doc.get("container");
+        let items = container.and_then(|t| t.get(key)?.as_array());
+        items.map_or(Vec::new(), |a| {
+            a.iter().filter_map(toml::Value::as_str).collect()
+        })
+    };
+    let mask = units("mask");
+    match units("unmask")
+        .into_iter()
         .enumerate()
-        .find(|(_, u)| c.mask.contains(u))
+        .find(|(_, u)| mask.contains(u))
     {
-        return Err(format!(
+        Some((i, u)) => Err(format!(
             "container.unmask[{i}]: {u:?} is in container.mask too"
-        ));
+        )),
+        None => Ok(()),
     }
-    if let Some(v) = get("container", "stop_when_idle") {
-        c.stop_when_idle = boolean("container.stop_when_idle", v)?;
+}
+
+/// The values the file sets, as serde's map of [`Config`]'s fields: in the order of
+/// [`TABLES`] (the first bad value reported is the first one documented), each value's
+/// error, `: REASON` or `[INDEX]: REASON` from its `read` function, after its `table.key`.
+struct Values<'a, I: Iterator<Item = (&'static str, &'static str, &'a toml::Value)>> {
+    doc: &'a toml::Table,
+    set: I,
+    current: Option<(&'static str, &'static str, &'a toml::Value)>,
+}
+
+impl<'de, 'a, I> de::MapAccess<'de> for Values<'a, I>
+where
+    I: Iterator<Item = (&'static str, &'static str, &'a toml::Value)>,
+{
+    type Error = toml::de::Error;
+
+    fn next_key_seed<K: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Self::Error> {
+        // The key before this one has been read.
+        if let Some((table, key, _)) = self.current {
+            for (_, _, check) in BETWEEN.iter().filter(|b| (b.0, b.1) == (table, key)) {
+                check(self.doc).map_err(de::Error::custom)?;
+            }
+        }
+        self.current = self.set.next();
+        match self.current {
+            Some((_, key, _)) => seed
+                .deserialize(de::value::BorrowedStrDeserializer::new(key))
+                .map(Some),
+            None => Ok(None),
+        }
     }
-    if let Some(v) = get("container", "idle_stop_margin") {
-        c.idle_stop_margin = integer_in("container.idle_stop_margin", v, &IDLE_STOP_MARGIN)?;
+
+    fn next_value_seed<V: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, Self::Error> {
+        let (table, key, value) = self.current.expect("serde asks for a key's value after it");
+        seed.deserialize(value.clone())
+            .map_err(|e| de::Error::custom(format!("{table}.{key}{}", e.message())))
     }
-    if let Some(v) = get("session", "pass_env") {
-        let key = "session.pass_env";
-        for (i, s) in strings(key, v)?.into_iter().enumerate() {
-            if !is_env_name(s) {
+}
+
+/// The `read` functions of the settings (serde's `deserialize_with`): each takes the value
+/// as TOML, checks it, and on error says what is wrong as the rest of the line after the
+/// key: `: REASON`, or `[INDEX]: REASON` for an item of an array.
+mod read {
+    use std::net::IpAddr;
+    use std::ops::RangeInclusive;
+
+    use serde::{Deserialize, Deserializer, de};
+
+    use super::{BOOT_TIMEOUT, IDLE_STOP_MARGIN, MAX_DNS, an, is_env_name, unit_name_problem};
+
+    /// `check` on the value as TOML.
+    fn checked<'de, D: Deserializer<'de>, T>(
+        d: D,
+        check: impl FnOnce(&toml::Value) -> Result<T, String>,
+    ) -> Result<T, D::Error> {
+        let v = toml::Value::deserialize(d)?;
+        check(&v).map_err(de::Error::custom)
+    }
+
+    pub fn dns<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpAddr>, D::Error> {
+        checked(d, |v| {
+            let items = strings(v)?;
+            if items.len() > MAX_DNS {
                 return Err(format!(
-                    "{key}[{i}]: {s:?} is not an environment variable name \
-                     (letters, digits and _, not starting with a digit)"
+                    ": {} servers, but resolv.conf uses at most {MAX_DNS}",
+                    items.len()
                 ));
             }
-            c.pass_env.push(s.to_owned());
+            let mut ips = Vec::new();
+            for (i, s) in items.iter().enumerate() {
+                let ip = s
+                    .parse()
+                    .map_err(|_| format!("[{i}]: {s:?} is not an IP address"))?;
+                push_new(&mut ips, i, ip)?;
+            }
+            Ok(ips)
+        })
+    }
+
+    pub fn boot_timeout<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        checked(d, |v| integer_in(v, &BOOT_TIMEOUT))
+    }
+
+    pub fn idle_stop_margin<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        checked(d, |v| integer_in(v, &IDLE_STOP_MARGIN))
+    }
+
+    /// systemd unit names.
+    pub fn units<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        checked(d, |v| {
+            let mut units = Vec::new();
+            for (i, s) in strings(v)?.into_iter().enumerate() {
+                if let Some(why) = unit_name_problem(s) {
+                    return Err(format!("[{i}]: {s:?} {why}"));
+                }
+                units.push(s.to_owned());
+            }
+            Ok(units)
+        })
+    }
+
+    pub fn env_names<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        checked(d, |v| {
+            let mut names = Vec::new();
+            for (i, s) in strings(v)?.into_iter().enumerate() {
+                if !is_env_name(s) {
+                    return Err(format!(
+                        "[{i}]: {s:?} is not an environment variable name \
+                         (letters, digits and _, not starting with a digit)"
+                    ));
+                }
+                names.push(s.to_owned());
+            }
+            Ok(names)
+        })
+    }
+
+    pub fn boolean<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+        checked(d, |v| {
+            v.as_bool()
+                .ok_or_else(|| format!(": expected true or false, found {}", an(v)))
+        })
+    }
+
+    /// TCP ports, each once.
+    pub fn ports<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u16>, D::Error> {
+        checked(d, |v| {
+            let items = v
+                .as_array()
+                .ok_or_else(|| format!(": expected an array of port numbers, found {}", an(v)))?;
+            let mut ports = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                let n = item
+                    .as_integer()
+                    .ok_or_else(|| format!("[{i}]: expected a port number, found {}", an(item)))?;
+                let port = u16::try_from(n)
+                    .ok()
+                    .filter(|p| *p != 0)
+                    .ok_or_else(|| format!("[{i}]: {n} is not a TCP port (1 to 65535)"))?;
+                push_new(&mut ports, i, port)?;
+            }
+            Ok(ports)
+        })
+    }
+
+    pub fn address<'de, D: Deserializer<'de>>(d: D) -> Result<IpAddr, D::Error> {
+        checked(d, |v| {
+            let s = v
+                .as_str()
+                .ok_or_else(|| format!(": expected a string, found {}", an(v)))?;
+            s.parse()
+                .map_err(|_| format!(": {s:?} is not an IP address"))
+        })
+    }
+
+    /// Appends item `i` of an array, which must not be there already.
+    fn push_new<T: PartialEq + std::fmt::Display>(
+        items: &mut Vec<T>,
+        i: usize,
+        item: T,
+    ) -> Result<(), String> {
+        if items.contains(&item) {
+            return Err(format!("[{i}]: {item} is listed twice"));
         }
+        items.push(item);
+        Ok(())
     }
-    if let Some(v) = get("session", "fallback_shell") {
-        c.fallback_shell = boolean("session.fallback_shell", v)?;
-    }
-    if let Some(v) = get("hook", "rehook") {
-        c.rehook = boolean("hook.rehook", v)?;
-    }
-    if let Some(v) = get("portproxy", "ports") {
-        let key = "portproxy.ports";
+
+    fn strings(v: &toml::Value) -> Result<Vec<&str>, String> {
         let items = v
             .as_array()
-            .ok_or_else(|| format!("{key}: expected an array of port numbers, found {}", an(v)))?;
-        for (i, item) in items.iter().enumerate() {
-            let n = item
-                .as_integer()
-                .ok_or_else(|| format!("{key}[{i}]: expected a port number, found {}", an(item)))?;
-            let port = u16::try_from(n)
-                .ok()
-                .filter(|p| *p != 0)
-                .ok_or_else(|| format!("{key}[{i}]: {n} is not a TCP port (1 to 65535)"))?;
-            if c.ports.contains(&port) {
-                return Err(format!("{key}[{i}]: {port} is listed twice"));
-            }
-            c.ports.push(port);
-        }
+            .ok_or_else(|| format!(": expected an array of strings, found {}", an(v)))?;
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                item.as_str()
+                    .ok_or_else(|| format!("[{i}]: expected a string, found {}", an(item)))
+            })
+            .collect()
     }
-    if let Some(v) = get("portproxy", "listen") {
-        let key = "portproxy.listen";
-        let s = v
-            .as_str()
-            .ok_or_else(|| format!("{key}: expected a string, found {}", an(v)))?;
-        c.listen = s
-            .parse()
-            .map_err(|_| format!("{key}: {s:?} is not an IP address"))?;
+
+    /// An integer in `range`.
+    fn integer_in(v: &toml::Value, range: &RangeInclusive<u64>) -> Result<u64, String> {
+        let n = v
+            .as_integer()
+            .ok_or_else(|| format!(": expected an integer, found {}", an(v)))?;
+        u64::try_from(n)
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| format!(": {n} is out of range {}..={}", range.start(), range.end()))
     }
-    Ok(c)
 }
 
 /// The text of a configuration file with `[portproxy] ports` set to `ports`, everything
 /// else (comments, other keys) kept as it was: the `ports` line of the table is replaced,
 /// or added under its header, or the table is appended.
 pub fn with_ports(text: &str, ports: &[u16]) -> Result<String, ConfigError> {
-    let value = format!(
-        "ports = [{}]",
-        ports
-            .iter()
-            .map(u16::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    let value = format!("ports = {}", ports.toml());
     let lines: Vec<&str> = text.lines().collect();
     let header = |l: &str| l.trim().starts_with('[') && !l.trim().starts_with("[[");
     let table = |l: &str| {
@@ -395,42 +605,6 @@ fn an(v: &toml::Value) -> String {
     format!("{article} {t}")
 }
 
-fn strings<'a>(key: &str, v: &'a toml::Value) -> Result<Vec<&'a str>, String> {
-    let items = v
-        .as_array()
-        .ok_or_else(|| format!("{key}: expected an array of strings, found {}", an(v)))?;
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| {
-            item.as_str()
-                .ok_or_else(|| format!("{key}[{i}]: expected a string, found {}", an(item)))
-        })
-        .collect()
-}
-
-/// An integer in `range`, or one line naming `key` and what is wrong.
-fn integer_in(key: &str, v: &toml::Value, range: &RangeInclusive<u64>) -> Result<u64, String> {
-    let n = v
-        .as_integer()
-        .ok_or_else(|| format!("{key}: expected an integer, found {}", an(v)))?;
-    u64::try_from(n)
-        .ok()
-        .filter(|n| range.contains(n))
-        .ok_or_else(|| {
-            format!(
-                "{key}: {n} is out of range {}..={}",
-                range.start(),
-                range.end()
-            )
-        })
-}
-
-fn boolean(key: &str, v: &toml::Value) -> Result<bool, String> {
-    v.as_bool()
-        .ok_or_else(|| format!("{key}: expected true or false, found {}", an(v)))
-}
-
 /// Why `name` is not a unit name systemd accepts (`foo.service`, `foo@.service`,
 /// `foo@bar.service`), or `None` when it is one.
 fn unit_name_problem(name: &str) -> Option<String> {
@@ -482,133 +656,58 @@ pub fn render(c: &Config) -> String {
 fn document(c: &Config, header: &str, commented: bool) -> String {
     let d = Config::default();
     let mut out = String::from(header);
-    let key = |out: &mut String, help: &str, name: &str, value: String, default: String| {
-        out.push('\n');
-        for line in help.lines() {
-            let _ = writeln!(out, "# {line}");
+    for table in TABLES {
+        let _ = write!(out, "\n[{}]\n", table.name);
+        for key in table.keys {
+            out.push('\n');
+            for line in key.help.lines() {
+                let _ = writeln!(out, "# {line}");
+            }
+            // The example shows the default as the commented-out key itself.
+            if !commented {
+                let _ = writeln!(out, "# Default: {}", (key.value)(&d));
+            }
+            let prefix = if commented { "# " } else { "" };
+            let _ = writeln!(out, "{prefix}{} = {}", key.name, (key.value)(c));
         }
-        // The example shows the default as the commented-out key itself.
-        if !commented {
-            let _ = writeln!(out, "# Default: {default}");
-        }
-        let _ = writeln!(out, "{}{name} = {value}", if commented { "# " } else { "" });
-    };
-    out.push_str("\n[container]\n");
-    key(
-        &mut out,
-        "DNS servers for the container's /etc/resolv.conf, at most 3 (IPv4 or IPv6).\n\
-         Empty: the container keeps the resolv.conf WSL generates.",
-        "dns",
-        list(c.dns.iter().map(|ip| ip.to_string())),
-        list(d.dns.iter().map(|ip| ip.to_string())),
-    );
-    key(
-        &mut out,
-        "Seconds a new session waits for systemd (1 to 600): for its system bus and\n\
-         systemd-logind to answer, not for the whole boot. Past it the session enters\n\
-         the still-starting container anyway.",
-        "boot_timeout",
-        c.boot_timeout.to_string(),
-        d.boot_timeout.to_string(),
-    );
-    key(
-        &mut out,
-        "More systemd units to mask while the container runs, such as \"foo.service\"\n\
-         or a template, \"foo@.service\". The distro's own files are not changed.",
-        "mask",
-        list(c.mask.iter().cloned()),
-        list(d.mask.iter().cloned()),
-    );
-    key(
-        &mut out,
-        "Units of distrod's built-in mask list to leave alone. distrod masks the units\n\
-         that stall a boot under WSL or fight WSL over what it manages, such as\n\
-         systemd-networkd.service (WSL configures the network).",
-        "unmask",
-        list(c.unmask.iter().cloned()),
-        list(d.unmask.iter().cloned()),
-    );
-    key(
-        &mut out,
-        "Power the container off cleanly (systemd's own poweroff, so services run their\n\
-         stop commands) when the distro's last WSL session or `wsl -e` command has ended,\n\
-         before WSL's idle stop (instanceIdleTimeout in .wslconfig, 15 s by default) kills\n\
-         every process of the distro. A new session boots it again.",
-        "stop_when_idle",
-        c.stop_when_idle.to_string(),
-        d.stop_when_idle.to_string(),
-    );
-    key(
-        &mut out,
-        "Seconds before WSL's idle stop by which that poweroff must be over (0 to 60).",
-        "idle_stop_margin",
-        c.idle_stop_margin.to_string(),
-        d.idle_stop_margin.to_string(),
-    );
-    out.push_str("\n[session]\n");
-    key(
-        &mut out,
-        "More environment variables to pass from the WSL session into the session in the\n\
-         container, by name, besides those distrod always passes.",
-        "pass_env",
-        list(c.pass_env.iter().cloned()),
-        list(d.pass_env.iter().cloned()),
-    );
-    key(
-        &mut out,
-        "When the container cannot start: true runs the shell outside it, with a warning;\n\
-         false fails the login.",
-        "fallback_shell",
-        c.fallback_shell.to_string(),
-        d.fallback_shell.to_string(),
-    );
-    out.push_str("\n[hook]\n");
-    key(
-        &mut out,
-        "While the container runs, hook login accounts again whenever /etc/passwd changes\n\
-         (a new user, a shell changed with chsh), so their sessions enter the container too.",
-        "rehook",
-        c.rehook.to_string(),
-        d.rehook.to_string(),
-    );
-    out.push_str("\n[portproxy]\n");
-    key(
-        &mut out,
-        "TCP ports of this distro to reach from other machines: while the container\n\
-         runs, distrod.exe listens on them on Windows and forwards each connection to\n\
-         the distro's current address (`distrod portproxy add|remove|list`).",
-        "ports",
-        format!(
-            "[{}]",
-            c.ports
-                .iter()
-                .map(u16::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        format!(
-            "[{}]",
-            d.ports
-                .iter()
-                .map(u16::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    );
-    key(
-        &mut out,
-        "The Windows address to listen on: 0.0.0.0 is every interface.",
-        "listen",
-        quote(&c.listen.to_string()),
-        quote(&d.listen.to_string()),
-    );
+    }
     out
 }
 
-/// A TOML array of strings on one line.
-fn list(items: impl Iterator<Item = String>) -> String {
-    let quoted: Vec<String> = items.map(|s| quote(&s)).collect();
-    format!("[{}]", quoted.join(", "))
+/// A value as TOML writes it, in the documented file.
+trait Toml {
+    fn toml(&self) -> String;
+}
+
+macro_rules! toml_as_displayed {
+    ($($t:ty),+) => {$(
+        impl Toml for $t {
+            fn toml(&self) -> String {
+                self.to_string()
+            }
+        }
+    )+};
+}
+toml_as_displayed!(bool, u16, u64);
+
+impl Toml for String {
+    fn toml(&self) -> String {
+        quote(self)
+    }
+}
+
+impl Toml for IpAddr {
+    fn toml(&self) -> String {
+        quote(&self.to_string())
+    }
+}
+
+/// An array on one line.
+impl<T: Toml> Toml for [T] {
+    fn toml(&self) -> String {
+        let items: Vec<String> = self.iter().map(Toml::toml).collect();
+        format!("[{}]", items.join(", "))
+    }
 }
 
 /// A TOML basic string.
@@ -950,9 +1049,10 @@ mod tests {
     fn the_example_documents_the_defaults() {
         assert_eq!(parse(EXAMPLE).unwrap(), Config::default());
         assert_eq!(EXAMPLE, document(&Config::default(), EXAMPLE_HEADER, true));
-        for (table, keys) in SCHEMA {
-            assert!(EXAMPLE.contains(&format!("\n[{table}]\n")));
-            for key in keys {
+        for table in TABLES {
+            assert!(EXAMPLE.contains(&format!("\n[{}]\n", table.name)));
+            for key in table.keys {
+                let key = key.name;
                 assert!(EXAMPLE.contains(&format!("\n# {key} = ")), "{key}");
             }
         }

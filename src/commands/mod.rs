@@ -28,6 +28,19 @@ use std::process::ExitCode;
 use crate::cli::{Cli, Command};
 use crate::ui::Ui;
 
+/// `match` on a [`Command`]: the variants in groups, each group under the `cfg` of the
+/// systems that have its commands, each variant with the function that runs its arguments.
+macro_rules! dispatch {
+    ($command:expr, $ui:expr, $(#[cfg($system:meta)] { $($variant:ident => $run:path,)+ })+) => {
+        match $command {
+            $($(
+                #[cfg($system)]
+                Command::$variant(args) => $run(&args, $ui),
+            )+)+
+        }
+    };
+}
+
 /// Runs the command `cli` names (none: the installer wizard on Windows, the help and exit
 /// status 2 elsewhere), giving the process's exit status; an error is for `main` to print.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -42,41 +55,34 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    match command {
-        Command::Images(args) => images::run(&args, &ui),
-        #[cfg(unix)]
-        Command::Create(args) => create::run(&args, &ui),
-        Command::Pack(args) => pack::run(&args, &ui),
-        Command::Portproxy(args) => portproxy::run(&args, &ui),
-        #[cfg(windows)]
-        Command::InstallDistro(args) => installer::windows::install(&args, &ui),
-        #[cfg(windows)]
-        Command::List(args) => installer::windows::list(&args, &ui),
-        #[cfg(windows)]
-        Command::UninstallDistro(args) => installer::windows::uninstall(&args, &ui),
-        #[cfg(windows)]
-        Command::Start(args) => installer::windows::start(&args, &ui),
-        #[cfg(windows)]
-        Command::Autostart(args) => installer::windows::autostart(&args, &ui),
-        #[cfg(target_os = "linux")]
-        Command::Launch(args) => launch::run(&args, &ui),
-        #[cfg(target_os = "linux")]
-        Command::Exec(args) => exec::run(&args, &ui),
-        #[cfg(target_os = "linux")]
-        Command::Stop(args) => stop::run(&args, &ui),
-        #[cfg(target_os = "linux")]
-        Command::Status(args) => status::run(&args, &ui),
-        #[cfg(target_os = "linux")]
-        Command::Enable(args) => enable::enable(&args, &ui),
-        #[cfg(target_os = "linux")]
-        Command::Disable(args) => enable::disable(&args, &ui),
-        #[cfg(target_os = "linux")]
-        Command::Install(args) => install::install(&args, &ui),
-        #[cfg(target_os = "linux")]
-        Command::Update(args) => install::update(&args, &ui),
-        #[cfg(target_os = "linux")]
-        Command::Uninstall(args) => install::uninstall(&args, &ui),
-        #[cfg(target_os = "linux")]
-        Command::Firstboot(args) => firstboot::run(&args, &ui),
-    }
+    dispatch!(command, &ui,
+        // Every system.
+        #[cfg(all())] {
+            Images => images::run,
+            Pack => pack::run,
+            Portproxy => portproxy::run,
+        }
+        #[cfg(unix)] {
+            Create => create::run,
+        }
+        #[cfg(windows)] {
+            InstallDistro => installer::windows::install,
+            List => installer::windows::list,
+            UninstallDistro => installer::windows::uninstall,
+            Start => installer::windows::start,
+            Autostart => installer::windows::autostart,
+        }
+        #[cfg(target_os = "linux")] {
+            Launch => launch::run,
+            Exec => exec::run,
+            Stop => stop::run,
+            Status => status::run,
+            Enable => enable::enable,
+            Disable => enable::disable,
+            Install => install::install,
+            Update => install::update,
+            Uninstall => install::uninstall,
+            Firstboot => firstboot::run,
+        }
+    )
 }

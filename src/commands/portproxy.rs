@@ -20,6 +20,7 @@ use std::process::ExitCode;
 use anyhow::bail;
 
 use crate::cli::{PortproxyAction, PortproxyArgs};
+use crate::portproxy::PortSpec;
 use crate::portproxy::relay::{Config as RelayConfig, Relay};
 use crate::ui::Ui;
 
@@ -35,42 +36,6 @@ pub fn run(args: &PortproxyArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         #[cfg(target_os = "linux")]
         PortproxyAction::Run => linux::run(ui),
         PortproxyAction::Serve { to, ports, bind } => serve(*to, ports, *bind, ui),
-    }
-}
-
-/// `PORT` or `LISTEN=TARGET`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PortSpec {
-    /// The port to listen on (Windows side); 0: any free one.
-    pub listen: u16,
-    /// The distro's port connections go to (1 to 65535).
-    pub target: u16,
-}
-
-impl std::str::FromStr for PortSpec {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let port = |p: &str, zero_ok: bool| -> Result<u16, String> {
-            p.trim()
-                .parse::<u16>()
-                .ok()
-                .filter(|n| zero_ok || *n != 0)
-                .ok_or_else(|| format!("{p:?} is not a TCP port (1 to 65535)"))
-        };
-        match s.split_once('=') {
-            Some((l, t)) => Ok(PortSpec {
-                listen: port(l, true)?,
-                target: port(t, false)?,
-            }),
-            None => {
-                let p = port(s, false)?;
-                Ok(PortSpec {
-                    listen: p,
-                    target: p,
-                })
-            }
-        }
     }
 }
 
@@ -192,11 +157,7 @@ mod linux {
             }
             bail!(
                 "the port proxy cannot serve {}: {why}; {} is unchanged",
-                add.iter()
-                    .chain(remove)
-                    .map(u16::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                port_list(add.iter().chain(remove), ", "),
                 path.display()
             );
         }
@@ -211,15 +172,14 @@ mod linux {
         if ports.is_empty() {
             "no port is forwarded".into()
         } else {
-            format!(
-                "forwarded from Windows: {}",
-                ports
-                    .iter()
-                    .map(u16::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
+            format!("forwarded from Windows: {}", port_list(ports, ", "))
         }
+    }
+
+    /// `ports` as text, `separator` between them.
+    fn port_list<'a>(ports: impl IntoIterator<Item = &'a u16>, separator: &str) -> String {
+        let ports: Vec<String> = ports.into_iter().map(u16::to_string).collect();
+        ports.join(separator)
     }
 
     /// Replaces the configuration, 0644 whatever the umask, like the rest of /etc. Contents:
@@ -342,12 +302,7 @@ mod linux {
             );
         }
         let to = distro_address()?;
-        let ports = c
-            .ports
-            .iter()
-            .map(u16::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
+        let ports = port_list(&c.ports, ",");
         interrupt::install();
         // Said before distrod.exe starts: on the journal's one stream, a line of its own
         // (a port it cannot take) then always comes after, as the unit's last word.
@@ -415,32 +370,5 @@ mod linux {
         let _ = child.kill();
         let _ = child.wait();
         Ok(ExitCode::SUCCESS)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn port_specs() {
-        assert_eq!(
-            "80".parse::<PortSpec>().unwrap(),
-            PortSpec {
-                listen: 80,
-                target: 80
-            }
-        );
-        assert_eq!(
-            "0=8080".parse::<PortSpec>().unwrap(),
-            PortSpec {
-                listen: 0,
-                target: 8080
-            }
-        );
-        assert!("0".parse::<PortSpec>().is_err());
-        assert!("80=0".parse::<PortSpec>().is_err());
-        assert!("http".parse::<PortSpec>().is_err());
-        assert!("70000".parse::<PortSpec>().is_err());
     }
 }
