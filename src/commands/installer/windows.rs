@@ -357,13 +357,19 @@ pub fn list(_: &ListArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The error of the commands that act on a registered distro, when `name` is not one.
+fn must_be_registered(wsl: &System, name: &str) -> anyhow::Result<()> {
+    if !wsl.is_registered(name)? {
+        bail!("no WSL distro is named {name} (`distrod.exe list` shows them)");
+    }
+    Ok(())
+}
+
 /// `distrod.exe uninstall`.
 pub fn uninstall(args: &DistroUninstallArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     let wsl = System::new();
     let name = &args.name;
-    if !wsl.is_registered(name)? {
-        bail!("no WSL distro is named {name} (`distrod.exe list` shows them)");
-    }
+    must_be_registered(&wsl, name)?;
     if !args.yes {
         if !wizard::interactive() {
             bail!("removing {name} deletes its disk and every file in it: give --yes to confirm");
@@ -392,9 +398,7 @@ pub fn uninstall(args: &DistroUninstallArgs, ui: &Ui) -> anyhow::Result<ExitCode
 pub fn start(args: &StartArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     let wsl = System::new();
     let name = &args.name;
-    if !wsl.is_registered(name)? {
-        bail!("no WSL distro is named {name} (`distrod.exe list` shows them)");
-    }
+    must_be_registered(&wsl, name)?;
     let command = if args.keep_alive {
         KEEP_ALIVE_COMMAND
     } else {
@@ -412,9 +416,7 @@ pub fn autostart(args: &AutostartArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     let wsl = System::new();
     match &args.action {
         AutostartAction::Enable { name, keep_alive } => {
-            if !wsl.is_registered(name)? {
-                bail!("no WSL distro is named {name} (`distrod.exe list` shows them)");
-            }
+            must_be_registered(&wsl, name)?;
             RunKey.enable(name, *keep_alive)?;
             ui.status(format!(
                 "{name} starts at logon{}.",
