@@ -13,6 +13,7 @@ pub mod embedded;
 pub mod fsutil;
 pub mod image;
 pub mod initsys;
+pub mod installer;
 pub mod interrupt;
 pub mod overlay;
 pub mod portproxy;

@@ -8,8 +8,8 @@
 //! Both files come from the image server (`--server`, `DISTROD_IMAGE_SERVER`, or a mirror
 //! it redirects to). Each input is tried as both.
 
-use distrod::commands::installer::choices;
 use distrod::image::catalog::{Catalog, ImageSpec, products_path};
+use distrod::installer::choices;
 use distrod::ui::human_bytes;
 
 pub fn run(data: &[u8]) {

@@ -42,7 +42,7 @@ pub fn run(args: &PackArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         (None, None) => "Distrod".to_string(),
     };
     // oobe.defaultName: what `wsl --install --from-file` registers the package as.
-    super::installer::check_name(&name).map_err(anyhow::Error::msg)?;
+    crate::installer::check_name(&name).map_err(anyhow::Error::msg)?;
     interrupt::install();
     ui.status(format!("Packing {} from {what}", args.out.display()));
     let started = Instant::now();

@@ -2,13 +2,11 @@
 //! this distro and its systemd at logon, for the Windows user only and without
 //! administrator rights.
 //!
-//! It is the same per-user entry `distrod.exe autostart enable` writes: a value named
-//! `distrod-<distro>` under `HKCU\Software\Microsoft\Windows\CurrentVersion\Run`, written
-//! with Windows' own `reg.exe`. From inside the distro there may be no distrod.exe on the
-//! Windows side, so the value runs `wsl.exe -d <distro> -u root -e /opt/distrod/bin/distrod
-//! launch --keep-alive` under `conhost.exe --headless` (no window): systemd starts, and the
-//! command stays until the container stops so WSL does not stop an idle distro. The
-//! record `/opt/distrod/state/logon.json` lets `distrod disable` remove the value again.
+//! It writes the logon entry of [`crate::wsl::logon`] (the one `distrod.exe autostart
+//! enable` writes too) with Windows' own `reg.exe`, with `--keep-alive`: systemd starts,
+//! and the command stays until the container stops so WSL does not stop an idle distro.
+//! The record `/opt/distrod/state/logon.json` lets `distrod disable` remove the value
+//! again.
 //!
 //! What it needs from the session: the distro's name (`WSL_DISTRO_NAME`) and the Windows
 //! directories on `PATH`. `sudo` clears both, so they are read from the nearest ancestor
@@ -20,10 +18,9 @@ use std::process::{Command, Stdio};
 
 use serde::{Deserialize, Serialize};
 
-use crate::runtime::{Context, Error, INSTALL_DIR, INSTALLED_BINARY, Result};
-
-/// The key Windows runs at logon, per user.
-pub const RUN_KEY: &str = r"HKCU\Software\Microsoft\Windows\CurrentVersion\Run";
+use crate::runtime::{Context, Error, INSTALL_DIR, Result};
+pub use crate::wsl::logon::RUN_KEY;
+use crate::wsl::logon::{check_distro, command_line, value_name};
 
 fn record_path() -> PathBuf {
     Path::new(INSTALL_DIR).join("state/logon.json")
@@ -36,22 +33,8 @@ pub struct Record {
     pub distro: String,
     /// The Linux path of the reg.exe that wrote it.
     pub reg_exe: PathBuf,
-    /// The registry value's name ([`value_name`]).
+    /// The registry value's name ([`crate::wsl::logon::value_name`]).
     pub value: String,
-}
-
-/// The registry value's name for a distro (as `distrod.exe autostart` names it).
-pub fn value_name(distro: &str) -> String {
-    format!("distrod-{distro}")
-}
-
-/// The command the value runs; `system32` is the Windows form of the directory of
-/// reg.exe (and of conhost.exe and wsl.exe).
-pub fn value_data(system32: &str, distro: &str) -> String {
-    format!(
-        "{system32}\\conhost.exe --headless {system32}\\wsl.exe -d {distro} -u root -e \
-         {INSTALLED_BINARY} launch --keep-alive"
-    )
 }
 
 /// `/mnt/c/Windows/System32` → `C:\Windows\System32`: a directory under a drive mount
@@ -69,20 +52,6 @@ pub fn windows_path(linux: &Path) -> Option<String> {
     let drive = parts[at].to_ascii_uppercase();
     let rest = parts[at + 1..].join("\\");
     Some(format!("{drive}:\\{rest}"))
-}
-
-/// Distro names WSL allows, which need no quoting in the value.
-fn check_distro(name: &str) -> Result<()> {
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-    {
-        return Err(Error::Other(format!(
-            "the distro name {name:?} cannot be used in a logon entry"
-        )));
-    }
-    Ok(())
 }
 
 /// A variable of the WSL session: this process's, else the nearest ancestor's.
@@ -177,7 +146,7 @@ pub fn prepare() -> Result<Plan> {
                 .into(),
         )
     })?;
-    check_distro(&distro)?;
+    check_distro(&distro).map_err(Error::Other)?;
     let reg = find_reg_exe().ok_or_else(|| {
         Error::Other(
             "reg.exe is not on the session's PATH (interop or appendWindowsPath is off); \
@@ -192,7 +161,7 @@ pub fn prepare() -> Result<Plan> {
             reg.display()
         ))
     })?;
-    let data = value_data(&system32, &distro);
+    let data = command_line(&system32, &distro, true);
     Ok(Plan { distro, reg, data })
 }
 
@@ -257,18 +226,5 @@ mod tests {
             Some("C:\\Windows\\System32")
         );
         assert_eq!(windows_path(Path::new("/usr/bin")), None);
-    }
-
-    #[test]
-    fn the_value_runs_launch_keep_alive_without_a_window() {
-        assert_eq!(value_name("Debian"), "distrod-Debian");
-        assert_eq!(
-            value_data("C:\\Windows\\System32", "Debian"),
-            "C:\\Windows\\System32\\conhost.exe --headless C:\\Windows\\System32\\wsl.exe \
-             -d Debian -u root -e /opt/distrod/bin/distrod launch --keep-alive"
-        );
-        assert!(check_distro("Ubuntu-24.04").is_ok());
-        assert!(check_distro("a b").is_err());
-        assert!(check_distro("a\"b").is_err());
     }
 }

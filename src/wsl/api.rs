@@ -19,7 +19,7 @@ use windows_sys::Win32::System::Threading::{GetExitCodeProcess, INFINITE, WaitFo
 use windows_sys::core::{BOOL, HRESULT, PCSTR, PCWSTR};
 
 use super::exe::WslExe;
-use super::{Distribution, Output, Result, Wsl, WslError, check_arg};
+use super::{Distribution, Output, Result, Run, Wsl, WslError, check_arg};
 
 /// `WSL_DISTRIBUTION_FLAGS`, a C enum.
 type Flags = i32;
@@ -209,14 +209,8 @@ impl Wsl for System {
         check("WslConfigureDistribution", name, hr)
     }
 
-    fn run(
-        &self,
-        name: &str,
-        user: Option<&str>,
-        command: &[&str],
-        stdin: Option<&[u8]>,
-    ) -> Result<Output> {
-        self.exe.run(name, user, command, stdin)
+    fn run(&self, run: &Run<'_>) -> Result<Output> {
+        self.exe.run(run)
     }
 
     fn launch_detached(&self, name: &str, command: &str) -> Result<()> {

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::{Distribution, Output, Result, State, WslError, check_arg};
+use super::{Distribution, Output, Result, Run, State, WslError, check_arg};
 
 /// Statuses of the command wsl.exe ran are 0..=255; anything else is wsl.exe's own
 /// failure (it exits with -1 or an error code).
@@ -111,13 +111,13 @@ pub fn list_args() -> Vec<OsString> {
 /// `-d NAME [-u USER] -e CMD ARGS...`: `-e` runs the program directly, without the user's
 /// shell (which distrod's hook may have replaced), and takes every argument after it
 /// as the command's, even those starting with '-'.
-pub fn run_args(name: &str, user: Option<&str>, command: &[&str]) -> Vec<OsString> {
-    let mut args = vec![os("-d"), os(name)];
-    if let Some(user) = user {
+pub fn run_args(run: &Run<'_>) -> Vec<OsString> {
+    let mut args = vec![os("-d"), os(run.distro)];
+    if let Some(user) = run.user {
         args.extend([os("-u"), os(user)]);
     }
     args.push(os("-e"));
-    args.extend(command.iter().copied().map(os));
+    args.extend(run.command.iter().copied().map(os));
     args
 }
 
@@ -288,13 +288,13 @@ impl WslExe {
 
     /// `wsl.exe -d NAME [-u USER] -e CMD...`; see [`Wsl::run`](super::Wsl::run). An exit
     /// status outside 0 to 255 is wsl.exe's own failure, an error.
-    pub fn run(
-        &self,
-        name: &str,
-        user: Option<&str>,
-        command: &[&str],
-        stdin: Option<&[u8]>,
-    ) -> Result<Output> {
+    pub fn run(&self, run: &Run<'_>) -> Result<Output> {
+        let &Run {
+            distro: name,
+            user,
+            command,
+            stdin,
+        } = run;
         check_arg("distro name", name)?;
         if let Some(user) = user {
             check_arg("user", user)?;
@@ -310,7 +310,7 @@ impl WslExe {
             Some(user) => format!("wsl.exe -d {name} -u {user} -e {program}"),
             None => format!("wsl.exe -d {name} -e {program}"),
         };
-        let out = self.exec(&op, &run_args(name, user, command), stdin)?;
+        let out = self.exec(&op, &run_args(run), stdin)?;
         if !is_linux_status(out.code) {
             let message = one_line(&format!("{}\n{}", decode(&out.stdout), decode(&out.stderr)));
             return Err(WslError::Exit {
@@ -447,11 +447,13 @@ mod tests {
         assert_eq!(strs(&terminate_args("Distrod")), ["--terminate", "Distrod"]);
         assert_eq!(strs(&list_args()), ["--list", "--verbose"]);
         assert_eq!(
-            strs(&run_args("Distrod", Some("root"), &["chpasswd", "-e"])),
+            strs(&run_args(
+                &Run::new("Distrod", &["chpasswd", "-e"]).user("root")
+            )),
             ["-d", "Distrod", "-u", "root", "-e", "chpasswd", "-e"]
         );
         assert_eq!(
-            strs(&run_args("Distrod", None, &["true"])),
+            strs(&run_args(&Run::new("Distrod", &["true"]))),
             ["-d", "Distrod", "-e", "true"]
         );
     }
@@ -664,10 +666,9 @@ mod tests {
             let out = s
                 .exe
                 .run(
-                    "Distrod",
-                    Some("root"),
-                    &["chpasswd"],
-                    Some(b"alice:secret\n"),
+                    &Run::new("Distrod", &["chpasswd"])
+                        .user("root")
+                        .stdin(b"alice:secret\n"),
                 )
                 .unwrap();
             assert_eq!(out.code, 3);
@@ -680,14 +681,17 @@ mod tests {
         #[test]
         fn run_without_stdin_reads_eof_and_large_output_does_not_deadlock() {
             let s = Stand::new(r#"cat > "$d/stdin"; head -c 300000 /dev/zero"#);
-            let out = s.exe.run("Distrod", None, &["true"], None).unwrap();
+            let out = s.exe.run(&Run::new("Distrod", &["true"])).unwrap();
             assert_eq!(out.code, 0);
             assert_eq!(out.stdout.len(), 300000);
             assert_eq!(s.file("stdin"), "");
             // A command that does not read a large input: broken pipe is not an error.
             let s = Stand::new("exit 0");
             let big = vec![b'x'; 1 << 20];
-            let out = s.exe.run("Distrod", None, &["true"], Some(&big)).unwrap();
+            let out = s
+                .exe
+                .run(&Run::new("Distrod", &["true"]).stdin(&big))
+                .unwrap();
             assert_eq!(out.code, 0);
         }
 
@@ -697,18 +701,18 @@ mod tests {
                 r"printf 'N\000o\000 \000s\000u\000c\000h\000 \000d\000i\000s\000t\000r\000o\000\r\000\n\000'; exit 255",
             );
             // 255 is a Linux status: the command's, returned as is.
-            let out = s.exe.run("Nope", None, &["true"], None).unwrap();
+            let out = s.exe.run(&Run::new("Nope", &["true"])).unwrap();
             assert_eq!(out.code, 255);
             assert_eq!(out.stdout_text(), "No such distro\r\n");
             // A status outside 0..=255 is wsl.exe's own (a stand-in killed by a signal
             // reports -1, as wsl.exe does).
             let s = Stand::new(r"printf 'N\000o\000\r\000\n\000'; kill -9 $$");
-            let e = s.exe.run("Nope", None, &["true"], None).unwrap_err();
+            let e = s.exe.run(&Run::new("Nope", &["true"])).unwrap_err();
             assert_eq!(
                 e.to_string(),
                 "wsl.exe -d Nope -e true failed (exit -1): No"
             );
-            let e = s.exe.run("Nope", None, &[], None).unwrap_err();
+            let e = s.exe.run(&Run::new("Nope", &[])).unwrap_err();
             assert!(matches!(e, WslError::Invalid { .. }), "{e}");
         }
 

@@ -11,7 +11,7 @@ use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use super::{Distribution, Output, Result, State, Wsl, WslError};
+use super::{Distribution, Output, Result, Run, State, Wsl, WslError};
 
 /// One call, with its arguments.
 // Each variant is the method of `Wsl` of that name, its fields the method's arguments,
@@ -305,23 +305,18 @@ impl Wsl for Recording {
         }
     }
 
-    fn run(
-        &self,
-        name: &str,
-        user: Option<&str>,
-        command: &[&str],
-        stdin: Option<&[u8]>,
-    ) -> Result<Output> {
+    fn run(&self, run: &Run<'_>) -> Result<Output> {
+        let name = run.distro;
         let mut inner = self.record(Call::Run {
             name: name.into(),
-            user: user.map(str::to_string),
-            command: command.iter().map(|s| s.to_string()).collect(),
-            stdin: stdin.map(<[u8]>::to_vec),
+            user: run.user.map(str::to_string),
+            command: run.command.iter().map(|s| s.to_string()).collect(),
+            stdin: run.stdin.map(<[u8]>::to_vec),
         })?;
         match inner.find(name) {
             Some(d) => d.running = true,
             None => {
-                let program = command.first().copied().unwrap_or("");
+                let program = run.command.first().copied().unwrap_or("");
                 return Err(exe_error(
                     format!("wsl.exe -d {name} -e {program}"),
                     NOT_FOUND,
@@ -374,11 +369,15 @@ mod tests {
             stderr: vec![],
         });
         let out = wsl
-            .run("Distrod", Some("root"), &["id", "-u", "alice"], None)
+            .run(&Run::new("Distrod", &["id", "-u", "alice"]).user("root"))
             .unwrap();
         assert_eq!(out.stdout_text(), "1000\n");
         let out = wsl
-            .run("Distrod", Some("root"), &["chpasswd"], Some(b"alice:pw\n"))
+            .run(
+                &Run::new("Distrod", &["chpasswd"])
+                    .user("root")
+                    .stdin(b"alice:pw\n"),
+            )
             .unwrap();
         assert_eq!(out, Output::default());
         wsl.set_default_user("Distrod", 1000).unwrap();
@@ -470,7 +469,7 @@ mod tests {
             "wsl.exe --unregister Nope failed (exit -1): There is no distribution with the supplied name."
         );
         assert_eq!(
-            fake.run("Nope", None, &["true"], None)
+            fake.run(&Run::new("Nope", &["true"]))
                 .unwrap_err()
                 .to_string(),
             "wsl.exe -d Nope -e true failed (exit -1): There is no distribution with the supplied name."
@@ -516,7 +515,7 @@ mod tests {
             ]
         );
         fake.fail_on(CallKind::Run);
-        assert!(fake.run("Distrod", None, &["true"], None).is_err());
+        assert!(fake.run(&Run::new("Distrod", &["true"])).is_err());
         fake.fail_on(CallKind::List);
         assert!(fake.list().is_err());
         fake.fail_on(CallKind::IsRegistered);
@@ -533,7 +532,7 @@ mod tests {
             });
         }
         let codes: Vec<i32> = (0..3)
-            .map(|_| fake.run("Distrod", None, &["x"], None).unwrap().code)
+            .map(|_| fake.run(&Run::new("Distrod", &["x"])).unwrap().code)
             .collect();
         assert_eq!(codes, [1, 2, 0]);
     }

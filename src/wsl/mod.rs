@@ -18,6 +18,7 @@ pub mod conf;
 pub mod exe;
 #[cfg(test)]
 pub mod fake;
+pub mod logon;
 
 use std::fmt;
 use std::path::Path;
@@ -47,18 +48,11 @@ pub trait Wsl {
     /// (interop, Windows PATH, drive mounting) as they are.
     fn set_default_user(&self, name: &str, uid: u32) -> Result<()>;
 
-    /// Runs `command` (program and arguments, no shell) in the distro as `user` (the
-    /// default user when `None`) and waits for it: `wsl.exe -d NAME [-u USER] -e CMD...`.
-    /// `stdin` is written to its standard input (then closed); without it the command
-    /// reads end-of-file. A non-zero exit of the command is in [`Output::code`], not an
-    /// error; an error means WSL itself failed (no such distro, WSL not installed, ...).
-    fn run(
-        &self,
-        name: &str,
-        user: Option<&str>,
-        command: &[&str],
-        stdin: Option<&[u8]>,
-    ) -> Result<Output>;
+    /// Runs the command `run` describes in its distro and waits for it:
+    /// `wsl.exe -d NAME [-u USER] -e CMD...`. A non-zero exit of the command is in
+    /// [`Output::code`], not an error; an error means WSL itself failed (no such distro,
+    /// WSL not installed, ...).
+    fn run(&self, run: &Run<'_>) -> Result<Output>;
 
     /// Starts `command` (a command line) in the distro as its default user, with no console
     /// and standard input/output/error on NUL, through the WSL API (`WslLaunch`), so it
@@ -69,6 +63,48 @@ pub trait Wsl {
 
     /// Stops the distro if it runs (`wsl.exe --terminate NAME`).
     fn terminate(&self, name: &str) -> Result<()>;
+}
+
+/// A command to run in a distro and wait for ([`Wsl::run`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Run<'a> {
+    /// The distro's name.
+    pub distro: &'a str,
+    /// The user it runs as; the distro's default user when `None`.
+    pub user: Option<&'a str>,
+    /// The program and its arguments (no shell).
+    pub command: &'a [&'a str],
+    /// Written to its standard input, which is then closed; without it the command reads
+    /// end-of-file.
+    pub stdin: Option<&'a [u8]>,
+}
+
+impl<'a> Run<'a> {
+    /// `command` in `distro`, as its default user, with no input.
+    pub fn new(distro: &'a str, command: &'a [&'a str]) -> Run<'a> {
+        Run {
+            distro,
+            user: None,
+            command,
+            stdin: None,
+        }
+    }
+
+    /// The same, as `user`.
+    pub fn user(self, user: &'a str) -> Run<'a> {
+        Run {
+            user: Some(user),
+            ..self
+        }
+    }
+
+    /// The same, with `bytes` on its standard input.
+    pub fn stdin(self, bytes: &'a [u8]) -> Run<'a> {
+        Run {
+            stdin: Some(bytes),
+            ..self
+        }
+    }
 }
 
 /// One registered distro, as `wsl.exe --list --verbose` describes it.
@@ -267,6 +303,13 @@ impl fmt::Display for HResult {
         }
         Ok(())
     }
+}
+
+/// Whether every character of `name` is one WSL allows in a distro name: letters, digits,
+/// `.`, `_` and `-`.
+pub fn name_chars_ok(name: &str) -> bool {
+    name.chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
 /// Refuses names and user names that wsl.exe would take for an option or that could not

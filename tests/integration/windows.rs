@@ -598,7 +598,9 @@ fn install_list_start_uninstall_round_trip() {
         .run_key_value(&value)
         .unwrap_or_else(|| panic!("no {value} under the Run key after --autostart\n{output}"));
     assert!(
-        data.contains("start --name") && data.contains(&name),
+        data.ends_with(&format!(
+            "\\wsl.exe -d {name} -u root -e /opt/distrod/bin/distrod launch"
+        )),
         "{value} = {data}"
     );
 
@@ -764,11 +766,15 @@ fn autostart_enable_status_disable() {
     let data = wine
         .run_key_value(&value)
         .unwrap_or_else(|| panic!("no {value} under the Run key\n{output}"));
-    assert!(
-        data.contains(&format!("start --name \"{name}\"")) && !data.contains("--keep-alive"),
-        "{value} = {data}"
-    );
-    assert_runs_a_copy_of_the_exe(wine, &data);
+    // The one logon entry, as `distrod enable --start-on-windows-boot` writes it too (see
+    // wsl.rs): Wine's wsl.exe under conhost.exe --headless, running the distro's distrod.
+    let entry = |tail: &str| {
+        format!(
+            "C:\\windows\\System32\\conhost.exe --headless C:\\windows\\System32\\wsl.exe \
+             -d {name} -u root -e /opt/distrod/bin/distrod launch{tail}"
+        )
+    };
+    assert_eq!(data, entry(""), "{value}");
     let output = status(&fake);
     assert!(
         output.stdout.contains("starts at logon") && !output.stdout.contains("does not"),
@@ -781,7 +787,7 @@ fn autostart_enable_status_disable() {
         .run();
     output.success();
     let data = wine.run_key_value(&value).expect("the value");
-    assert!(data.contains("--keep-alive"), "{value} = {data}");
+    assert_eq!(data, entry(" --keep-alive"), "{value}");
 
     let output = wine
         .distrod(&fake)
@@ -799,21 +805,6 @@ fn autostart_enable_status_disable() {
         .args(["autostart", "disable", "--name", &name])
         .run()
         .success();
-}
-
-/// The logon entry runs a distrod.exe at a path of the prefix that holds the very
-/// executable under test.
-fn assert_runs_a_copy_of_the_exe(wine: &Wine, data: &str) {
-    let exe = data
-        .split('"')
-        .find(|part| part.to_ascii_lowercase().ends_with("distrod.exe"))
-        .unwrap_or_else(|| panic!("the entry names no distrod.exe: {data}"));
-    let unix = wine.unix_path(exe);
-    let copy = fs::read(&unix).unwrap_or_else(|e| panic!("{exe} ({}): {e}", unix.display()));
-    assert!(
-        copy == fs::read(wine.exe()).expect("read the exe"),
-        "{exe} is not the distrod.exe under test"
-    );
 }
 
 // ---------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 //! `distrod.exe`'s commands: the wizard, `install`, `list`, `uninstall`, `start`,
 //! `autostart`. Each resolves its answers (flags, then questions on a terminal), then calls
-//! the flow in the parent module through the real [`System`] WSL.
+//! the flow of [`crate::installer`] through the real [`System`] WSL.
 
 use std::fs::File;
 use std::io::{BufWriter, Read};
@@ -10,10 +10,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 
-use super::{
-    Autostart, Choice, DEFAULT_NAME, Plan, check_location, check_name, check_name_free, choices,
-    default_location, left_out_line, wizard,
-};
+use super::wizard;
 use crate::account;
 use crate::cli::{
     AutostartAction, AutostartArgs, DistroInstallArgs, DistroUninstallArgs, ImageArgs, ListArgs,
@@ -24,9 +21,14 @@ use crate::embedded;
 use crate::image::catalog::ImageSpec;
 use crate::image::http::Http;
 use crate::image::repack::{self, Extras};
+use crate::installer::{
+    self, Choice, DEFAULT_NAME, Plan, check_location, check_name, check_name_free, choices,
+    default_location, left_out_line,
+};
 use crate::interrupt;
 use crate::ui::{Ui, human_bytes};
 use crate::windows::{autostart::RunKey, console};
+use crate::wsl::logon::Autostart;
 use crate::wsl::{System, Wsl};
 
 /// What `start` runs in the distro, through the default user's login shell (distrod's
@@ -243,7 +245,7 @@ pub fn install(args: &DistroInstallArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         windows_exe: windows_exe.as_deref(),
         wsl_package: None,
     };
-    let installed = super::install_checked(&wsl, &RunKey, &plan, ui, |tarball| {
+    let installed = installer::install_checked(&wsl, &RunKey, &plan, ui, |tarball| {
         ui.status(format!("Downloading {what}"));
         let report = build_tarball(tarball, &candidates, &http, ui, &extras)?;
         match (&report.no_systemd, plan.systemd) {
@@ -355,13 +357,19 @@ pub fn list(_: &ListArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The error of the commands that act on a registered distro, when `name` is not one.
+fn must_be_registered(wsl: &System, name: &str) -> anyhow::Result<()> {
+    if !wsl.is_registered(name)? {
+        bail!("no WSL distro is named {name} (`distrod.exe list` shows them)");
+    }
+    Ok(())
+}
+
 /// `distrod.exe uninstall`.
 pub fn uninstall(args: &DistroUninstallArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     let wsl = System::new();
     let name = &args.name;
-    if !wsl.is_registered(name)? {
-        bail!("no WSL distro is named {name} (`distrod.exe list` shows them)");
-    }
+    must_be_registered(&wsl, name)?;
     if !args.yes {
         if !wizard::interactive() {
             bail!("removing {name} deletes its disk and every file in it: give --yes to confirm");
@@ -390,9 +398,7 @@ pub fn uninstall(args: &DistroUninstallArgs, ui: &Ui) -> anyhow::Result<ExitCode
 pub fn start(args: &StartArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     let wsl = System::new();
     let name = &args.name;
-    if !wsl.is_registered(name)? {
-        bail!("no WSL distro is named {name} (`distrod.exe list` shows them)");
-    }
+    must_be_registered(&wsl, name)?;
     let command = if args.keep_alive {
         KEEP_ALIVE_COMMAND
     } else {
@@ -410,9 +416,7 @@ pub fn autostart(args: &AutostartArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     let wsl = System::new();
     match &args.action {
         AutostartAction::Enable { name, keep_alive } => {
-            if !wsl.is_registered(name)? {
-                bail!("no WSL distro is named {name} (`distrod.exe list` shows them)");
-            }
+            must_be_registered(&wsl, name)?;
             RunKey.enable(name, *keep_alive)?;
             ui.status(format!(
                 "{name} starts at logon{}.",

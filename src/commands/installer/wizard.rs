@@ -9,7 +9,7 @@ use anyhow::Context;
 use dialoguer::theme::ColorfulTheme;
 use dialoguer::{Confirm, Input, Password, Select};
 
-use super::Choice;
+use crate::installer::Choice;
 
 /// Whether questions can be asked: standard input and standard error (where dialoguer
 /// draws) are both a terminal.

@@ -207,20 +207,6 @@ impl Wine {
         &self.exe
     }
 
-    /// The Unix path of a Windows path of the prefix (`C:\...`) or of the Unix root
-    /// (`Z:\...`).
-    pub fn unix_path(&self, windows: &str) -> PathBuf {
-        let (drive, rest) = windows
-            .split_once(":\\")
-            .unwrap_or_else(|| panic!("{windows} is not an absolute Windows path"));
-        let rest = rest.replace('\\', "/");
-        match drive.to_ascii_uppercase().as_str() {
-            "C" => self.prefix.join("drive_c").join(rest),
-            "Z" => Path::new("/").join(rest),
-            _ => panic!("{windows} is on a drive the tests do not map"),
-        }
-    }
-
     /// Starts the prefix's Wine server in persistent mode unless one runs. Without it each
     /// run would start its own server, which inherits (and holds open) the run's output
     /// pipes for seconds after the program exits. A second `wineserver` exits at once.

@@ -51,6 +51,16 @@ fn plan(location: &Path) -> Plan {
     }
 }
 
+/// What an install that goes to its end needs: a WSL whose first boot answers uid 1000, an
+/// empty logon-entry store, and a plan (at `loc`) that starts the distro at logon.
+fn full_install(loc: &Path) -> (Recording, Entries, Plan) {
+    let wsl = Recording::new();
+    wsl.push_output(uid_output("1000"));
+    let mut p = plan(loc);
+    p.autostart = true;
+    (wsl, Entries::default(), p)
+}
+
 fn uid_output(uid: &str) -> Output {
     Output {
         code: 0,
@@ -73,11 +83,7 @@ fn ui() -> Ui {
 fn a_full_install_makes_the_calls_in_order_and_leaves_only_the_distro() {
     let tmp = tempfile::tempdir().unwrap();
     let loc = tmp.path().join("Distrod").join("Distrod");
-    let wsl = Recording::new();
-    wsl.push_output(uid_output("1000"));
-    let entries = Entries::default();
-    let mut p = plan(&loc);
-    p.autostart = true;
+    let (wsl, entries, p) = full_install(&loc);
     let seen = RefCell::new(None);
     let done = install(&wsl, &entries, &p, &ui(), |t| {
         *seen.borrow_mut() = Some(t.to_path_buf());
@@ -427,11 +433,7 @@ fn ctrl_c_at_any_step_leaves_nothing_behind() {
     for at in 1..=4 {
         let tmp = tempfile::tempdir().unwrap();
         let loc = tmp.path().join("x").join("loc");
-        let wsl = Recording::new();
-        wsl.push_output(uid_output("1000"));
-        let entries = Entries::default();
-        let mut p = plan(&loc);
-        p.autostart = true;
+        let (wsl, entries, p) = full_install(&loc);
         preflight(&wsl, &p).unwrap();
         let asked = Cell::new(0);
         let interrupted = || {
