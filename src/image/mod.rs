@@ -1,10 +1,11 @@
 //! Root filesystem images: what the server offers ([`catalog`]), getting the bytes and
 //! proving them ([`http`], [`source`]), decompressing ([`decode`]), unpacking safely
 //! ([`unpack`]) and repacking ([`repack`]), both under one rule for entry names
-//! ([`tarpath`]).
+//! ([`tarpath`]); [`fetch`] runs them as one streaming pass for the commands.
 
 pub mod catalog;
 pub mod decode;
+pub mod fetch;
 pub mod http;
 pub mod repack;
 pub mod source;
