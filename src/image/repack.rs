@@ -1563,11 +1563,7 @@ mod tests {
         t.file("first", 0o644, &[1; 600_000])
             .file("second", 0o644, b"2");
         let archive = t.bytes();
-        let reader = FailingReader {
-            data: archive.clone(),
-            pos: 0,
-            fail_at: 512 + 300_000,
-        };
+        let reader = FailingReader::new(archive.clone(), 512 + 300_000);
         let err = repack(reader, io::sink(), &extras(false)).unwrap_err();
         let RepackError::Read { at, source } = &err else {
             panic!("{err:?}");
@@ -1578,11 +1574,7 @@ mod tests {
             "sha256 mismatch: expected 0123, got 4567"
         );
 
-        let reader = FailingReader {
-            data: archive.clone(),
-            pos: 0,
-            fail_at: 512 + 600_064,
-        };
+        let reader = FailingReader::new(archive.clone(), 512 + 600_064);
         let err = repack(reader, io::sink(), &extras(false)).unwrap_err();
         assert!(
             matches!(&err, RepackError::Read { at, .. } if at == "after entry `first`"),

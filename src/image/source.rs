@@ -175,10 +175,7 @@ pub struct Stream {
 impl Read for Stream {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         loop {
-            if self.pos < self.buf.len() {
-                let n = out.len().min(self.buf.len() - self.pos);
-                out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-                self.pos += n;
+            if let Some(n) = super::take_buffered(&self.buf, &mut self.pos, out) {
                 return Ok(n);
             }
             if self.ended {

@@ -2331,11 +2331,7 @@ mod tests {
             (512 + 4096, "after entry `first`"),
         ] {
             let sb = Sandbox::new();
-            let reader = FailingReader {
-                data: archive.clone(),
-                pos: 0,
-                fail_at,
-            };
+            let reader = FailingReader::new(archive.clone(), fail_at);
             let err = unpack(reader, &sb.dest, &opts(false)).unwrap_err();
             assert!(
                 matches!(&err, UnpackError::Archive { at: a, .. } if a == at),
