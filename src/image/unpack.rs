@@ -1530,26 +1530,27 @@ mod tests {
             .unwrap_or_else(|| panic!("no io::Error source in {err:?}"))
     }
 
-    /// Unpacks what `build` writes (unprivileged) into a fresh sandbox: it must succeed and
-    /// leave everything outside `dest` untouched. The sandbox, for checks, and the report.
-    fn unpacked(build: impl FnOnce(&mut Tar)) -> (Sandbox, UnpackReport) {
+    /// Unpacks what `build` writes (unprivileged) into a fresh sandbox, which must be left
+    /// untouched outside `dest` either way: the sandbox, for checks, and the outcome.
+    fn unpack_fresh(build: impl FnOnce(&mut Tar)) -> (Sandbox, Result<UnpackReport, UnpackError>) {
         let sb = Sandbox::new();
         let mut tar = Tar::new();
         build(&mut tar);
-        let report = sb.unpack(&tar.bytes(), opts(false)).unwrap();
+        let outcome = sb.unpack(&tar.bytes(), opts(false));
         sb.assert_untouched();
-        (sb, report)
+        (sb, outcome)
     }
 
-    /// Unpacks what `build` writes (unprivileged) into a fresh sandbox: it must be refused
-    /// with everything outside `dest` untouched. The sandbox, for checks, and the error.
+    /// [`unpack_fresh`], which must succeed.
+    fn unpacked(build: impl FnOnce(&mut Tar)) -> (Sandbox, UnpackReport) {
+        let (sb, outcome) = unpack_fresh(build);
+        (sb, outcome.unwrap())
+    }
+
+    /// [`unpack_fresh`], which must be refused.
     fn refused(build: impl FnOnce(&mut Tar)) -> (Sandbox, UnpackError) {
-        let sb = Sandbox::new();
-        let mut tar = Tar::new();
-        build(&mut tar);
-        let err = sb.unpack(&tar.bytes(), opts(false)).unwrap_err();
-        sb.assert_untouched();
-        (sb, err)
+        let (sb, outcome) = unpack_fresh(build);
+        (sb, outcome.unwrap_err())
     }
 
     // --- rule 1: path components -------------------------------------------------------------
