@@ -4,9 +4,12 @@
 
 use std::fmt::Display;
 use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressFinish, ProgressStyle};
+
+use crate::image::source::Progress;
 
 /// How distrod talks to the person running it (see the module's documentation); one per
 /// command, made from `--quiet`.
@@ -38,9 +41,18 @@ impl Ui {
         eprintln!("warning: {msg}");
     }
 
-    /// A byte-count progress bar (a spinner until [`set_total`] gives it a length); hidden
-    /// unless stderr is a terminal.
-    pub fn bytes_bar(&self, total: Option<u64>, prefix: &str) -> ProgressBar {
+    /// How a download shows: a byte bar while it runs (a spinner until its size is known;
+    /// drawn only on a terminal), its lines printed around the bar.
+    pub fn download(&self) -> Arc<dyn Progress> {
+        Arc::new(Download {
+            ui: self.clone(),
+            bar: Mutex::new(ProgressBar::hidden()),
+        })
+    }
+
+    /// A byte-count progress bar titled `prefix` (a spinner until [`set_total`] gives it a
+    /// length); hidden unless stderr is a terminal.
+    fn bytes_bar(&self, total: Option<u64>, prefix: &str) -> ProgressBar {
         if !self.bars {
             return ProgressBar::hidden();
         }
@@ -60,8 +72,51 @@ impl Ui {
     }
 }
 
+/// A download as [`Ui::download`] shows it: the bar of the download under way.
+struct Download {
+    ui: Ui,
+    bar: Mutex<ProgressBar>,
+}
+
+impl Download {
+    fn bar(&self) -> ProgressBar {
+        self.bar.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl Progress for Download {
+    fn start(&self, total: Option<u64>) {
+        let bar = self.ui.bytes_bar(total, "Downloading");
+        *self.bar.lock().unwrap_or_else(|e| e.into_inner()) = bar;
+    }
+
+    fn total(&self, bytes: u64) {
+        set_total(&self.bar(), bytes);
+    }
+
+    fn position(&self, bytes: u64) {
+        self.bar().set_position(bytes);
+    }
+
+    fn finish(&self) {
+        self.bar().finish_and_clear();
+    }
+
+    fn resumed(&self, bytes: u64) {
+        self.status(&format!("Resuming the download at {}.", human_bytes(bytes)));
+    }
+
+    fn status(&self, line: &str) {
+        self.bar().suspend(|| self.ui.status(line));
+    }
+
+    fn warn(&self, line: &str) {
+        self.ui.warn(line);
+    }
+}
+
 /// Gives a byte bar its length once it is known (from the catalog or Content-Length).
-pub fn set_total(bar: &ProgressBar, total: u64) {
+fn set_total(bar: &ProgressBar, total: u64) {
     bar.set_style(
         ProgressStyle::with_template(
             "{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",

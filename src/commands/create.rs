@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use super::fetch::{candidates, fetch};
 use crate::cli::CreateArgs;
 use crate::fsutil::{self, Staging};
+use crate::image::fetch::{ImageRequest, candidates, fetch};
 use crate::image::http::Http;
 use crate::image::unpack::{self, UnpackOptions};
 use crate::interrupt;
@@ -19,14 +19,14 @@ pub fn run(args: &CreateArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     // Before any download: a destination in use is refused untouched.
     fsutil::check_destination(&args.dir)?;
     let http = Http::from_env()?;
-    let (what, candidates) = candidates(&args.source, &http)?;
+    let (what, candidates) = candidates(&ImageRequest::from(&args.source), &http)?;
     interrupt::install();
     let staging = Staging::new(&args.dir)?;
     ui.status(format!("Creating {} from {what}", args.dir.display()));
     let started = Instant::now();
     let opts = UnpackOptions::for_current_user();
     let dir = staging.path().to_path_buf();
-    let (finished, report) = fetch(&candidates, &http, ui, |decoder| {
+    let (finished, report) = fetch(&candidates, &http, &ui.download(), |decoder| {
         unpack::unpack(decoder, &dir, &opts).context("cannot unpack the image")
     })?;
     let dest = staging.commit()?;

@@ -4,9 +4,9 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
-use super::fetch::{arch, fetch_catalog};
 use crate::cli::ImagesArgs;
 use crate::image::catalog::Product;
+use crate::image::fetch::Server;
 use crate::image::http::Http;
 use crate::ui::{Ui, human_bytes};
 
@@ -44,8 +44,9 @@ impl<'a> From<&'a Product> for Row<'a> {
 
 pub fn run(args: &ImagesArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     let http = Http::from_env()?;
-    let catalog = fetch_catalog(&http, &args.server)?;
-    let arch = arch(&args.server);
+    let server = Server::from(&args.server);
+    let catalog = server.catalog(&http)?;
+    let arch = server.arch();
     let rows: Vec<Row> = catalog
         .filter(
             &arch,

@@ -14,10 +14,10 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 
-use super::fetch::{arch, candidates, fetch};
 use crate::cli::PackArgs;
 use crate::embedded;
 use crate::fsutil;
+use crate::image::fetch::{ImageRequest, candidates, fetch};
 use crate::image::http::Http;
 use crate::image::repack::{self, Extras, WslPackage};
 use crate::interrupt;
@@ -31,11 +31,12 @@ pub fn run(args: &PackArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         );
     }
     let binary = embedded::linux_distrod()?;
-    if args.source.spec.is_some() || args.source.server.arch.is_some() {
-        embedded::check_arch(&binary, &arch(&args.source.server))?;
+    let request = ImageRequest::from(&args.source);
+    if request.spec.is_some() || request.server.arch.is_some() {
+        embedded::check_arch(&binary, &request.server.arch())?;
     }
     let http = Http::from_env()?;
-    let (what, candidates) = candidates(&args.source, &http)?;
+    let (what, candidates) = candidates(&request, &http)?;
     let name = match (&args.name, &args.source.spec) {
         (Some(n), _) => n.clone(),
         (None, Some(spec)) => default_name(&spec.distro),
@@ -56,7 +57,7 @@ pub fn run(args: &PackArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         }),
     };
     let tmp = fsutil::StagedFile::beside(&args.out)?;
-    let (finished, report) = fetch(&candidates, &http, ui, |decoder| {
+    let (finished, report) = fetch(&candidates, &http, &ui.download(), |decoder| {
         let file = std::fs::File::create(tmp.path())
             .with_context(|| format!("cannot create {}", tmp.path().display()))?;
         let mut gz = flate2::write::GzEncoder::new(

@@ -771,33 +771,32 @@ mod tests {
         assert_eq!(c.filter("arm64", None, None, None).count(), 1);
     }
 
+    /// Each spec selects the product of each key.
+    fn assert_selects(pairs: &[(&str, &str)]) {
+        for (spec, key) in pairs {
+            assert_eq!(select(spec).unwrap(), *key, "{spec}");
+        }
+    }
+
     #[test]
     fn default_release_is_newest_numbered_or_lts() {
-        assert_eq!(select("debian").unwrap(), "debian:trixie:amd64:default");
-        assert_eq!(select("ubuntu").unwrap(), "ubuntu:noble:amd64:default");
-        // 3.20 > 3.9 numerically, and edge is not a release.
-        assert_eq!(select("alpine").unwrap(), "alpine:3.20:amd64:default");
-        assert_eq!(
-            select("archlinux").unwrap(),
-            "archlinux:current:amd64:default"
-        );
+        assert_selects(&[
+            ("debian", "debian:trixie:amd64:default"),
+            ("ubuntu", "ubuntu:noble:amd64:default"),
+            // 3.20 > 3.9 numerically, and edge is not a release.
+            ("alpine", "alpine:3.20:amd64:default"),
+            ("archlinux", "archlinux:current:amd64:default"),
+        ]);
     }
 
     #[test]
     fn release_by_name_or_alias_and_variant() {
-        assert_eq!(
-            select("debian:12").unwrap(),
-            "debian:bookworm:amd64:default"
-        );
-        assert_eq!(
-            select("debian:bookworm:cloud").unwrap(),
-            "debian:bookworm:amd64:cloud"
-        );
-        assert_eq!(select("Debian:SID").unwrap(), "debian:sid:amd64:default");
-        assert_eq!(
-            select("ubuntu:25.10").unwrap(),
-            "ubuntu:questing:amd64:default"
-        );
+        assert_selects(&[
+            ("debian:12", "debian:bookworm:amd64:default"),
+            ("debian:bookworm:cloud", "debian:bookworm:amd64:cloud"),
+            ("Debian:SID", "debian:sid:amd64:default"),
+            ("ubuntu:25.10", "ubuntu:questing:amd64:default"),
+        ]);
     }
 
     #[test]

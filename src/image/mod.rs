@@ -1,10 +1,11 @@
 //! Root filesystem images: what the server offers ([`catalog`]), getting the bytes and
 //! proving them ([`http`], [`source`]), decompressing ([`decode`]), unpacking safely
 //! ([`unpack`]) and repacking ([`repack`]), both under one rule for entry names
-//! ([`tarpath`]).
+//! ([`tarpath`]); [`fetch`] runs them as one streaming pass for the commands.
 
 pub mod catalog;
 pub mod decode;
+pub mod fetch;
 pub mod http;
 pub mod repack;
 pub mod source;
@@ -38,6 +39,16 @@ pub fn for_each_entry<R: std::io::Read, E>(
         previous = Some(name);
     }
     Ok(())
+}
+
+/// Copies into `out` what it can of `chunk` from `*pos` on, and moves `*pos` past it;
+/// `None` when the chunk is used up and the reader needs the next one.
+pub(crate) fn take_buffered(chunk: &[u8], pos: &mut usize, out: &mut [u8]) -> Option<usize> {
+    let left = chunk.get(*pos..).filter(|l| !l.is_empty())?;
+    let n = out.len().min(left.len());
+    out[..n].copy_from_slice(&left[..n]);
+    *pos += n;
+    Some(n)
 }
 
 /// Joins the server's base URL and a path from its catalog. Paths may start with `/` or
@@ -75,6 +86,17 @@ pub(crate) mod testing {
         pub data: Vec<u8>,
         pub pos: usize,
         pub fail_at: usize,
+    }
+
+    impl FailingReader {
+        /// Serves `data` from its start, failing from byte `fail_at` on.
+        pub fn new(data: Vec<u8>, fail_at: usize) -> FailingReader {
+            FailingReader {
+                data,
+                pos: 0,
+                fail_at,
+            }
+        }
     }
 
     impl Read for FailingReader {

@@ -1170,6 +1170,18 @@ mod tests {
         out
     }
 
+    /// What the repack adds under /opt, in order.
+    const DISTROD_TREE: [&str; 8] = [
+        "opt/distrod",
+        "opt/distrod/bin",
+        "opt/distrod/bin/distrod",
+        "opt/distrod/lib",
+        "opt/distrod/lib/systemd",
+        "opt/distrod/lib/systemd/distrod-portproxy.service",
+        "opt/distrod/share",
+        "opt/distrod/share/distrod.toml.example",
+    ];
+
     fn extras(wsl_package: bool) -> Extras<'static> {
         Extras {
             distrod: DISTROD,
@@ -1213,25 +1225,15 @@ mod tests {
 
         let added = &after[kept.len()..];
         let added_paths: Vec<String> = added.iter().map(Member::path).collect();
-        assert_eq!(
-            added_paths,
-            [
-                "opt/distrod",
-                "opt/distrod/bin",
-                "opt/distrod/bin/distrod",
-                "opt/distrod/lib",
-                "opt/distrod/lib/systemd",
-                "opt/distrod/lib/systemd/distrod-portproxy.service",
-                "opt/distrod/share",
-                "opt/distrod/share/distrod.toml.example",
-                // The sample has entries under usr but none for these directories.
-                "usr",
-                "usr/lib",
-                "usr/lib/wsl",
-                OOBE_SCRIPT,
-                "etc/wsl-distribution.conf",
-            ]
-        );
+        let package = [
+            // The sample has entries under usr but none for these directories.
+            "usr",
+            "usr/lib",
+            "usr/lib/wsl",
+            OOBE_SCRIPT,
+            "etc/wsl-distribution.conf",
+        ];
+        assert_eq!(added_paths, [&DISTROD_TREE[..], &package[..]].concat());
         for m in added {
             assert_eq!(m.ids(), (0, 0), "{}", m.path());
             let h = Header::from_byte_slice(&m.header);
@@ -1348,37 +1350,25 @@ mod tests {
 
     /// Unsafe or conflicting archives, each with the entry the error must name.
     fn refused_archives() -> Vec<(&'static str, Vec<u8>, &'static str)> {
-        let mut cases = Vec::new();
         let regular = || Tar::header(EntryType::Regular, 0o644);
+        let hardlink = || Tar::header(EntryType::Link, 0o644);
+        // One entry each: its header, name, link target and data.
+        let single = [
+            ("inner dot-dot", regular(), "usr/../../escape", "", "x"),
+            ("absolute", regular(), "/etc/passwd", "", "x"),
+            ("hard link out", hardlink(), "h", "../../etc/shadow", ""),
+            ("absolute hard link", hardlink(), "h", "/etc/shadow", ""),
+            ("file as root", regular(), "./", "", "x"),
+        ];
         let mut t = Tar::new();
         t.file("ok", 0o644, b"x")
             .raw(regular(), b"../escape", b"", b"x");
-        cases.push(("dot-dot", t.bytes(), "../escape"));
-        let mut t = Tar::new();
-        t.raw(regular(), b"usr/../../escape", b"", b"x");
-        cases.push(("inner dot-dot", t.bytes(), "usr/../../escape"));
-        let mut t = Tar::new();
-        t.raw(regular(), b"/etc/passwd", b"", b"x");
-        cases.push(("absolute", t.bytes(), "/etc/passwd"));
-        let mut t = Tar::new();
-        t.raw(
-            Tar::header(EntryType::Link, 0o644),
-            b"h",
-            b"../../etc/shadow",
-            b"",
-        );
-        cases.push(("hard link out", t.bytes(), "h"));
-        let mut t = Tar::new();
-        t.raw(
-            Tar::header(EntryType::Link, 0o644),
-            b"h",
-            b"/etc/shadow",
-            b"",
-        );
-        cases.push(("absolute hard link", t.bytes(), "h"));
-        let mut t = Tar::new();
-        t.raw(regular(), b"./", b"", b"x");
-        cases.push(("file as root", t.bytes(), "./"));
+        let mut cases = vec![("dot-dot", t.bytes(), "../escape")];
+        for (what, header, name, link, data) in single {
+            let mut t = Tar::new();
+            t.raw(header, name.as_bytes(), link.as_bytes(), data.as_bytes());
+            cases.push((what, t.bytes(), name));
+        }
         let mut t = Tar::new();
         t.pax(&[("path", b"../pax-escape")])
             .raw(regular(), b"innocent", b"", b"x");
@@ -1476,22 +1466,8 @@ mod tests {
         let (out, report) = repack_vec(&t.bytes(), &extras(false)).unwrap();
         let after = members(&out);
         let paths: Vec<String> = after.iter().map(Member::path).collect();
-        assert_eq!(
-            paths,
-            [
-                "etc",
-                "etc-not/wsl-distribution.conf",
-                "opt",
-                "opt/distrod",
-                "opt/distrod/bin",
-                "opt/distrod/bin/distrod",
-                "opt/distrod/lib",
-                "opt/distrod/lib/systemd",
-                "opt/distrod/lib/systemd/distrod-portproxy.service",
-                "opt/distrod/share",
-                "opt/distrod/share/distrod.toml.example",
-            ]
-        );
+        let before = ["etc", "etc-not/wsl-distribution.conf", "opt"];
+        assert_eq!(paths, [&before[..], &DISTROD_TREE[..]].concat());
         assert!(report.replaced.is_empty());
         // `opt` was missing: added as a root-owned 0755 directory.
         assert_eq!(after[2].kind(), EntryType::Directory);
@@ -1587,11 +1563,7 @@ mod tests {
         t.file("first", 0o644, &[1; 600_000])
             .file("second", 0o644, b"2");
         let archive = t.bytes();
-        let reader = FailingReader {
-            data: archive.clone(),
-            pos: 0,
-            fail_at: 512 + 300_000,
-        };
+        let reader = FailingReader::new(archive.clone(), 512 + 300_000);
         let err = repack(reader, io::sink(), &extras(false)).unwrap_err();
         let RepackError::Read { at, source } = &err else {
             panic!("{err:?}");
@@ -1602,11 +1574,7 @@ mod tests {
             "sha256 mismatch: expected 0123, got 4567"
         );
 
-        let reader = FailingReader {
-            data: archive.clone(),
-            pos: 0,
-            fail_at: 512 + 600_064,
-        };
+        let reader = FailingReader::new(archive.clone(), 512 + 600_064);
         let err = repack(reader, io::sink(), &extras(false)).unwrap_err();
         assert!(
             matches!(&err, RepackError::Read { at, .. } if at == "after entry `first`"),

@@ -14,16 +14,15 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::{self, JoinHandle};
 
-use indicatif::ProgressBar;
 use sha2::{Digest, Sha256};
 
 use super::http::{Body, Http, HttpError, into_http_error};
 use crate::fsutil::{self, Durability};
 use crate::interrupt;
-use crate::ui::Ui;
 
 const CHUNK: usize = 256 * 1024;
 /// Chunks in flight between the reader thread and the consumer: bounds memory at 4 MiB.
@@ -69,6 +68,39 @@ pub struct Request {
     pub size: Option<u64>,
     /// The download cache directory, if caching.
     pub cache: Option<PathBuf>,
+}
+
+/// What a download tells the person waiting for it, as it happens: distrod's commands draw
+/// it as a progress bar and lines on stderr. Called from the reader thread too, hence `Sync`.
+pub trait Progress: Send + Sync {
+    /// A download starts (again, after a fallback), of `total` bytes when the catalog says:
+    /// a fresh display, shown until [`Progress::finish`].
+    fn start(&self, total: Option<u64>);
+    /// The download's size, once known (from the file or the server).
+    fn total(&self, bytes: u64);
+    /// How many bytes have been read so far.
+    fn position(&self, bytes: u64);
+    /// The download is over (read to the end, failed or abandoned): its display goes.
+    fn finish(&self);
+    /// A cached partial download resumes after its first `bytes`.
+    fn resumed(&self, bytes: u64);
+    /// A line about what is happening, shown around the display.
+    fn status(&self, line: &str);
+    /// Something the user should know.
+    fn warn(&self, line: &str);
+}
+
+/// Shows nothing: for callers with no one watching.
+pub struct Silent;
+
+impl Progress for Silent {
+    fn start(&self, _: Option<u64>) {}
+    fn total(&self, _: u64) {}
+    fn position(&self, _: u64) {}
+    fn finish(&self) {}
+    fn resumed(&self, _: u64) {}
+    fn status(&self, _: &str) {}
+    fn warn(&self, _: &str) {}
 }
 
 /// Why an image's bytes cannot be had, or cannot be trusted.
@@ -133,7 +165,6 @@ enum Msg {
 
 /// The raw bytes, in order. Read it to the end, then call [`Stream::finish`] for the verdict.
 pub struct Stream {
-    progress: ProgressBar,
     rx: Option<Receiver<Msg>>,
     buf: Vec<u8>,
     pos: usize,
@@ -144,10 +175,7 @@ pub struct Stream {
 impl Read for Stream {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         loop {
-            if self.pos < self.buf.len() {
-                let n = out.len().min(self.buf.len() - self.pos);
-                out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-                self.pos += n;
+            if let Some(n) = super::take_buffered(&self.buf, &mut self.pos, out) {
                 return Ok(n);
             }
             if self.ended {
@@ -171,11 +199,6 @@ impl Read for Stream {
 }
 
 impl Stream {
-    /// The download's progress bar: print through it (`suspend`) while it is drawn.
-    pub fn progress(&self) -> &ProgressBar {
-        &self.progress
-    }
-
     /// Drains what is left (trailing bytes after the archive still count for the hash) and
     /// returns the worker's verdict: the digest, or why the bytes are not to be trusted.
     pub fn finish(mut self) -> Result<Finished, SourceError> {
@@ -235,36 +258,35 @@ enum Input {
     },
 }
 
-/// Opens the source. For a URL the first request is made here, so a 404 (a stale mirror) is
-/// returned before any byte is produced and the caller can fall back to an older build.
-pub fn open(req: &Request, http: &Http, ui: &Ui, bar: ProgressBar) -> Result<Stream, SourceError> {
-    let input = match &req.origin {
-        Origin::File(path) => Input::File {
-            file: File::open(path).map_err(|source| SourceError::Read {
-                path: path.clone(),
-                source,
-            })?,
-            path: path.clone(),
-            cached: false,
-        },
-        Origin::Url(url) => open_remote(req, url, http, ui)?,
+/// Opens the source, its display started on `progress` (and finished when it fails). For a
+/// URL the first request is made here, so a 404 (a stale mirror) is returned before any byte
+/// is produced and the caller can fall back to an older build.
+pub fn open(
+    req: &Request,
+    http: &Http,
+    progress: Arc<dyn Progress>,
+) -> Result<Stream, SourceError> {
+    progress.start(req.size);
+    let input = match open_input(req, http, &*progress) {
+        Ok(input) => input,
+        Err(e) => {
+            progress.finish();
+            return Err(e);
+        }
     };
     let (tx, rx) = sync_channel(IN_FLIGHT);
     let expected = req.sha256.clone();
     let size = req.size;
-    let ui = ui.clone();
-    let progress = bar.clone();
     let worker = thread::Builder::new()
         .name("download".into())
         .spawn(move || {
-            let r = run(input, expected, size, &tx, &bar, &ui);
-            bar.finish_and_clear();
+            let r = run(input, expected, size, &tx, &*progress);
+            progress.finish();
             let _ = tx.send(if r.is_ok() { Msg::End } else { Msg::Failed });
             r
         })
         .expect("spawn download thread");
     Ok(Stream {
-        progress,
         rx: Some(rx),
         buf: Vec::new(),
         pos: 0,
@@ -273,7 +295,26 @@ pub fn open(req: &Request, http: &Http, ui: &Ui, bar: ProgressBar) -> Result<Str
     })
 }
 
-fn open_remote(req: &Request, url: &str, http: &Http, ui: &Ui) -> Result<Input, SourceError> {
+fn open_input(req: &Request, http: &Http, progress: &dyn Progress) -> Result<Input, SourceError> {
+    Ok(match &req.origin {
+        Origin::File(path) => Input::File {
+            file: File::open(path).map_err(|source| SourceError::Read {
+                path: path.clone(),
+                source,
+            })?,
+            path: path.clone(),
+            cached: false,
+        },
+        Origin::Url(url) => open_remote(req, url, http, progress)?,
+    })
+}
+
+fn open_remote(
+    req: &Request,
+    url: &str,
+    http: &Http,
+    progress: &dyn Progress,
+) -> Result<Input, SourceError> {
     let Some(dir) = &req.cache else {
         let opened = http.open(url, 0)?;
         return Ok(Input::Remote {
@@ -312,20 +353,20 @@ fn open_remote(req: &Request, url: &str, http: &Http, ui: &Ui) -> Result<Input, 
     if !lock_exclusive(&part) {
         // Another distrod is downloading the same image into the cache: appending to the
         // same file would corrupt both, so this one goes without the cache.
-        ui.warn(format!(
+        progress.warn(&format!(
             "{} is being downloaded by another distrod; downloading without the cache",
             url
         ));
         let mut uncached = req.clone();
         uncached.cache = None;
-        return open_remote(&uncached, url, http, ui);
+        return open_remote(&uncached, url, http, progress);
     }
     let mut have = part.metadata().map_err(cache_err)?.len();
     let opened = http.open(url, have)?;
     if opened.start != have {
         // The server ignored the range (200) or refused it (416): start clean.
         if have > 0 {
-            ui.status(format!(
+            progress.status(&format!(
                 "The server did not resume the download; starting it again ({}).",
                 url
             ));
@@ -333,10 +374,7 @@ fn open_remote(req: &Request, url: &str, http: &Http, ui: &Ui) -> Result<Input, 
         part.set_len(0).map_err(cache_err)?;
         have = 0;
     } else if have > 0 {
-        ui.status(format!(
-            "Resuming the download at {}.",
-            crate::ui::human_bytes(have)
-        ));
+        progress.resumed(have);
     }
     part.seek(SeekFrom::Start(0)).map_err(cache_err)?;
     let body = Body::new(http.clone(), url, req.size, opened, have);
@@ -371,7 +409,7 @@ fn pump(
     hasher: &mut Sha256,
     count: &mut u64,
     tx: &SyncSender<Msg>,
-    bar: &ProgressBar,
+    progress: &dyn Progress,
     mut tee: impl FnMut(&[u8]),
 ) -> io::Result<Result<(), SourceError>> {
     loop {
@@ -389,7 +427,7 @@ fn pump(
         hasher.update(&buf);
         tee(&buf);
         *count += n as u64;
-        bar.set_position(*count);
+        progress.position(*count);
         if let Err(e) = send(tx, buf) {
             return Ok(Err(e));
         }
@@ -401,13 +439,12 @@ fn run(
     expected: Option<String>,
     size: Option<u64>,
     tx: &SyncSender<Msg>,
-    bar: &ProgressBar,
-    ui: &Ui,
+    progress: &dyn Progress,
 ) -> Result<Finished, SourceError> {
     let mut hasher = Sha256::new();
     let mut count = 0u64;
     if let Some(total) = size {
-        crate::ui::set_total(bar, total);
+        progress.total(total);
     }
     let (what, from_cache, cleanup, promote) = match input {
         Input::File {
@@ -418,13 +455,13 @@ fn run(
             if size.is_none()
                 && let Ok(m) = file.metadata()
             {
-                crate::ui::set_total(bar, m.len());
+                progress.total(m.len());
             }
             let read_err = |source| SourceError::Read {
                 path: path.clone(),
                 source,
             };
-            pump(&mut file, &mut hasher, &mut count, tx, bar, |_| {}).map_err(read_err)??;
+            pump(&mut file, &mut hasher, &mut count, tx, progress, |_| {}).map_err(read_err)??;
             let cleanup = cached.then(|| path.clone());
             (path.display().to_string(), cached, cleanup, None)
         }
@@ -437,7 +474,7 @@ fn run(
             if size.is_none()
                 && let Some(total) = body.total()
             {
-                crate::ui::set_total(bar, total);
+                progress.total(total);
             }
             let mut part_path = None;
             let mut writer = None;
@@ -448,7 +485,7 @@ fn run(
                     path: path.clone(),
                     source,
                 };
-                pump(&mut prefix, &mut hasher, &mut count, tx, bar, |_| {})
+                pump(&mut prefix, &mut hasher, &mut count, tx, progress, |_| {})
                     .map_err(cache_err)??;
                 file.seek(SeekFrom::Start(have)).map_err(cache_err)?;
                 writer = Some(file);
@@ -461,7 +498,7 @@ fn run(
                 {
                     // A full or read-only cache must not fail the download itself.
                     if !cache_failed {
-                        ui.warn(format!(
+                        progress.warn(&format!(
                             "cannot write the download cache ({e}); going on without it"
                         ));
                         cache_failed = true;
@@ -469,7 +506,7 @@ fn run(
                     writer = None;
                 }
             };
-            let r = pump(&mut *body, &mut hasher, &mut count, tx, bar, tee);
+            let r = pump(&mut *body, &mut hasher, &mut count, tx, progress, tee);
             let r = r.map_err(|e| SourceError::Http(into_http_error(&url, e)))?;
             r?;
             if cache_failed && let Some(p) = part_path.take() {
@@ -565,14 +602,13 @@ mod tests {
         let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
         fs::write(&path, &data).unwrap();
         let http = Http::new(1, std::time::Duration::ZERO).unwrap();
-        let ui = Ui::new(true);
         let good = Request {
             origin: Origin::File(path.clone()),
             sha256: Some(sha256_hex(&data)),
             size: None,
             cache: None,
         };
-        let mut s = open(&good, &http, &ui, ProgressBar::hidden()).unwrap();
+        let mut s = open(&good, &http, Arc::new(Silent)).unwrap();
         let mut got = Vec::new();
         s.read_to_end(&mut got).unwrap();
         assert_eq!(got, data);
@@ -582,7 +618,7 @@ mod tests {
             sha256: Some("00".repeat(32)),
             ..good
         };
-        let s = open(&bad, &http, &ui, ProgressBar::hidden()).unwrap();
+        let s = open(&bad, &http, Arc::new(Silent)).unwrap();
         match s.finish() {
             Err(SourceError::Mismatch {
                 expected,

@@ -746,10 +746,7 @@ impl<R: BufRead> ParallelXzDecoder<R> {
 
     fn read_inner(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
-            if self.pos < self.current.len() {
-                let n = buf.len().min(self.current.len() - self.pos);
-                buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
-                self.pos += n;
+            if let Some(n) = super::take_buffered(&self.current, &mut self.pos, buf) {
                 return Ok(n);
             }
             if let Input::Sequential(s) = &mut self.input {

@@ -16,9 +16,9 @@ use crate::cli::{
     AutostartAction, AutostartArgs, DistroInstallArgs, DistroUninstallArgs, ImageArgs, ListArgs,
     ServerArgs, StartArgs,
 };
-use crate::commands::fetch::{arch, candidates, fetch, fetch_catalog};
 use crate::embedded;
 use crate::image::catalog::ImageSpec;
+use crate::image::fetch::{Candidate, ImageRequest, Server, candidates, fetch};
 use crate::image::http::Http;
 use crate::image::repack::{self, Extras};
 use crate::installer::{
@@ -121,8 +121,8 @@ pub fn install(args: &DistroInstallArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         (None, Some(_)) => None,
         (None, None) if asking => {
             ui.status(format!("Reading the image list of {}", args.server.server));
-            let catalog = fetch_catalog(&http, &args.server)?;
-            let found = choices(&catalog, &arch(&args.server));
+            let catalog = Server::from(&args.server).catalog(&http)?;
+            let found = choices(&catalog, &Server::from(&args.server).arch());
             if let Some(line) = left_out_line(&found.left_out) {
                 ui.status(line);
             }
@@ -130,7 +130,7 @@ pub fn install(args: &DistroInstallArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
             if list.is_empty() {
                 bail!(
                     "the image server offers no image for {}",
-                    arch(&args.server)
+                    Server::from(&args.server).arch()
                 );
             }
             let Choice {
@@ -153,7 +153,7 @@ pub fn install(args: &DistroInstallArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         }
     };
     if spec.is_some() || args.server.arch.is_some() {
-        embedded::check_arch(&binary, &arch(&args.server))?;
+        embedded::check_arch(&binary, &Server::from(&args.server).arch())?;
     }
 
     let name_ok = |n: &str| -> Result<(), String> {
@@ -217,7 +217,7 @@ pub fn install(args: &DistroInstallArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         cache: args.cache.clone(),
         no_cache: args.no_cache,
     };
-    let (what, candidates) = candidates(&image_args, &http)?;
+    let (what, candidates) = candidates(&ImageRequest::from(&image_args), &http)?;
     if asking && !args.yes {
         let question = format!(
             "Install {what} as {name}, its disk in {}, user {user}?",
@@ -279,14 +279,14 @@ pub fn install(args: &DistroInstallArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
 /// reads fastest); what the repack found.
 fn build_tarball(
     path: &Path,
-    candidates: &[crate::commands::fetch::Candidate],
+    candidates: &[Candidate],
     http: &Http,
     ui: &Ui,
     extras: &Extras<'_>,
 ) -> anyhow::Result<repack::Report> {
     let file =
         File::create_new(path).with_context(|| format!("cannot create {}", path.display()))?;
-    let (finished, report) = fetch(candidates, http, ui, |decoder| {
+    let (finished, report) = fetch(candidates, http, &ui.download(), |decoder| {
         let mut out = BufWriter::with_capacity(256 * 1024, &file);
         let report = repack::repack(decoder, &mut out, extras)?;
         out.into_inner()
