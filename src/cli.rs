@@ -371,13 +371,9 @@ pub struct DistroInstallArgs {
     #[command(flatten)]
     pub server: ServerArgs,
 
-    /// Download cache directory (resumes interrupted downloads, keeps verified images).
-    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
-    pub cache: Option<PathBuf>,
-
-    /// Do not use a download cache.
-    #[arg(long)]
-    pub no_cache: bool,
+    /// The download cache.
+    #[command(flatten)]
+    pub download: CacheArgs,
 }
 
 /// `distrod.exe list` takes no arguments.
@@ -512,7 +508,7 @@ pub enum PortproxyAction {
 }
 
 /// Which image server to ask, and for which architecture.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
     /// Image server (simplestreams) base URL.
     #[arg(long, env = "DISTROD_IMAGE_SERVER", default_value = DEFAULT_SERVER, value_name = "URL")]
@@ -618,8 +614,19 @@ pub struct ImageArgs {
     #[command(flatten)]
     pub server: ServerArgs,
 
+    /// The download cache.
+    #[command(flatten)]
+    pub download: CacheArgs,
+}
+
+/// The download cache of the commands that fetch images.
+#[derive(Debug, Clone, Args)]
+pub struct CacheArgs {
     /// Download cache directory (resumes interrupted downloads, keeps verified images).
-    /// Default: $DISTROD_CACHE_DIR, /var/cache/distrod for root, else ~/.cache/distrod.
+    #[cfg_attr(
+        unix,
+        doc = "Default: $DISTROD_CACHE_DIR, /var/cache/distrod for root, else ~/.cache/distrod."
+    )]
     #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
     pub cache: Option<PathBuf>,
 

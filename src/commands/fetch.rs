@@ -23,10 +23,13 @@ impl From<&ImageArgs> for ImageRequest {
             image: args.image.clone(),
             sha256: args.sha256.clone(),
             server: Server::from(&args.server),
-            cache: if args.no_cache {
+            cache: if args.download.no_cache {
                 None
             } else {
-                args.cache.clone().or_else(source::default_cache_dir)
+                args.download
+                    .cache
+                    .clone()
+                    .or_else(source::default_cache_dir)
             },
         }
     }

@@ -142,62 +142,61 @@ pub struct Installed {
     pub uid: u32,
 }
 
-/// [`preflight`], then [`install_checked`].
-#[cfg(test)]
-pub fn install(
-    wsl: &dyn Wsl,
-    autostart: &dyn Autostart,
-    plan: &Plan,
-    ui: &Ui,
-    make_tarball: impl FnOnce(&Path) -> anyhow::Result<()>,
-) -> anyhow::Result<Installed> {
-    preflight(wsl, plan)?;
-    install_checked(wsl, autostart, plan, ui, make_tarball)
+/// Whom an install talks to: WSL, the logon entries and the user.
+pub struct Installer<'a> {
+    /// WSL's API.
+    pub wsl: &'a dyn Wsl,
+    /// The logon entries (`--autostart`).
+    pub autostart: &'a dyn Autostart,
+    /// Where progress and warnings go.
+    pub ui: &'a Ui,
 }
 
-/// Runs the install, for a caller that made sure the name is free already (before it read
-/// the catalog, say): the checks that need no WSL are repeated. `make_tarball(path)`
-/// writes the install tarball (the rootfs with distrod added) at `path`, removing whatever
-/// it wrote when it fails.
-pub fn install_checked(
-    wsl: &dyn Wsl,
-    autostart: &dyn Autostart,
-    plan: &Plan,
-    ui: &Ui,
-    make_tarball: impl FnOnce(&Path) -> anyhow::Result<()>,
-) -> anyhow::Result<Installed> {
-    install_with(
-        wsl,
-        autostart,
-        plan,
-        ui,
-        make_tarball,
-        &interrupt::requested,
-    )
-}
+impl Installer<'_> {
+    /// [`preflight`], then [`Installer::install_checked`].
+    #[cfg(test)]
+    pub fn install(
+        &self,
+        plan: &Plan,
+        make_tarball: impl FnOnce(&Path) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Installed> {
+        preflight(self.wsl, plan)?;
+        self.install_checked(plan, make_tarball)
+    }
 
-/// [`install_checked`], with `interrupted` telling whether Ctrl-C came (checked between
-/// steps; the download checks it all along).
-fn install_with(
-    wsl: &dyn Wsl,
-    autostart: &dyn Autostart,
-    plan: &Plan,
-    ui: &Ui,
-    make_tarball: impl FnOnce(&Path) -> anyhow::Result<()>,
-    interrupted: &dyn Fn() -> bool,
-) -> anyhow::Result<Installed> {
-    check_answers(plan)?;
-    let mut undo = Undo {
-        wsl,
-        autostart,
-        name: &plan.name,
-        log: Vec::new(),
-    };
-    match steps(&mut undo, plan, ui, make_tarball, interrupted) {
-        Ok(done) => Ok(done),
-        Err(e) => {
-            undo.run(ui);
-            Err(e)
+    /// Runs the install, for a caller that made sure the name is free already (before it
+    /// read the catalog, say): the checks that need no WSL are repeated. `make_tarball(path)`
+    /// writes the install tarball (the rootfs with distrod added) at `path`, removing
+    /// whatever it wrote when it fails.
+    pub fn install_checked(
+        &self,
+        plan: &Plan,
+        make_tarball: impl FnOnce(&Path) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Installed> {
+        self.install_with(plan, make_tarball, &interrupt::requested)
+    }
+
+    /// [`Installer::install_checked`], with `interrupted` telling whether Ctrl-C came
+    /// (checked between steps; the download checks it all along).
+    fn install_with(
+        &self,
+        plan: &Plan,
+        make_tarball: impl FnOnce(&Path) -> anyhow::Result<()>,
+        interrupted: &dyn Fn() -> bool,
+    ) -> anyhow::Result<Installed> {
+        check_answers(plan)?;
+        let mut undo = Undo {
+            wsl: self.wsl,
+            autostart: self.autostart,
+            name: &plan.name,
+            log: Vec::new(),
+        };
+        match steps(&mut undo, plan, self.ui, make_tarball, interrupted) {
+            Ok(done) => Ok(done),
+            Err(e) => {
+                undo.run(self.ui);
+                Err(e)
+            }
         }
     }
 }

@@ -85,7 +85,12 @@ fn a_full_install_makes_the_calls_in_order_and_leaves_only_the_distro() {
     let loc = tmp.path().join("Distrod").join("Distrod");
     let (wsl, entries, p) = full_install(&loc);
     let seen = RefCell::new(None);
-    let done = install(&wsl, &entries, &p, &ui(), |t| {
+    let done = Installer {
+        wsl: &wsl,
+        autostart: &entries,
+        ui: &ui(),
+    }
+    .install(&p, |t| {
         *seen.borrow_mut() = Some(t.to_path_buf());
         write_tarball(t)
     })
@@ -140,7 +145,12 @@ fn a_registered_name_is_refused_before_anything_is_made() {
     let loc = tmp.path().join("loc");
     let wsl = Recording::with_registered(&["distrod"]);
     let called = RefCell::new(false);
-    let e = install(&wsl, &Entries::default(), &plan(&loc), &ui(), |_| {
+    let e = Installer {
+        wsl: &wsl,
+        autostart: &Entries::default(),
+        ui: &ui(),
+    }
+    .install(&plan(&loc), |_| {
         *called.borrow_mut() = true;
         Ok(())
     })
@@ -185,9 +195,14 @@ fn bad_answers_are_refused_before_wsl_is_asked() {
     ] {
         let mut p = plan(&loc);
         edit(&mut p);
-        let e = install(&wsl, &Entries::default(), &p, &ui(), write_tarball)
-            .unwrap_err()
-            .to_string();
+        let e = Installer {
+            wsl: &wsl,
+            autostart: &Entries::default(),
+            ui: &ui(),
+        }
+        .install(&p, write_tarball)
+        .unwrap_err()
+        .to_string();
         assert!(e.contains(needle), "{e} (wanted {needle})");
     }
     assert!(wsl.kinds().iter().all(|k| *k == CallKind::IsRegistered));
@@ -201,9 +216,14 @@ fn a_location_in_use_is_refused_untouched() {
     fs::create_dir(&loc).unwrap();
     fs::write(loc.join("mine.txt"), b"keep").unwrap();
     let wsl = Recording::new();
-    let e = install(&wsl, &Entries::default(), &plan(&loc), &ui(), write_tarball)
-        .unwrap_err()
-        .to_string();
+    let e = Installer {
+        wsl: &wsl,
+        autostart: &Entries::default(),
+        ui: &ui(),
+    }
+    .install(&plan(&loc), write_tarball)
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("not empty"), "{e}");
     assert_eq!(fs::read(loc.join("mine.txt")).unwrap(), b"keep");
     assert_eq!(fs::read_dir(&loc).unwrap().count(), 1);
@@ -211,13 +231,12 @@ fn a_location_in_use_is_refused_untouched() {
     let empty = tmp.path().join("empty");
     fs::create_dir(&empty).unwrap();
     wsl.fail_on(CallKind::Import);
-    install(
-        &wsl,
-        &Entries::default(),
-        &plan(&empty),
-        &ui(),
-        write_tarball,
-    )
+    Installer {
+        wsl: &wsl,
+        autostart: &Entries::default(),
+        ui: &ui(),
+    }
+    .install(&plan(&empty), write_tarball)
     .unwrap_err();
     assert!(empty.is_dir());
     assert_eq!(fs::read_dir(&empty).unwrap().count(), 0);
@@ -268,7 +287,12 @@ fn every_failure_after_the_checks_leaves_nothing_behind() {
         setup(&wsl, &mut entries);
         let mut p = plan(&loc);
         p.autostart = true;
-        let e = install(&wsl, &entries, &p, &ui(), |t| {
+        let e = Installer {
+            wsl: &wsl,
+            autostart: &entries,
+            ui: &ui(),
+        }
+        .install(&p, |t| {
             if case == "tarball" {
                 fs::write(t, b"partial")?;
                 anyhow::bail!("checksum mismatch for the image");
@@ -298,9 +322,14 @@ fn a_firstboot_that_prints_no_uid_is_a_failure() {
     let loc = tmp.path().join("loc");
     let wsl = Recording::new();
     wsl.push_output(uid_output("not a number"));
-    let e = install(&wsl, &Entries::default(), &plan(&loc), &ui(), write_tarball)
-        .unwrap_err()
-        .to_string();
+    let e = Installer {
+        wsl: &wsl,
+        autostart: &Entries::default(),
+        ui: &ui(),
+    }
+    .install(&plan(&loc), write_tarball)
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("printed no uid"), "{e}");
     assert!(wsl.registered().is_empty());
     assert!(!loc.exists());
@@ -440,9 +469,14 @@ fn ctrl_c_at_any_step_leaves_nothing_behind() {
             asked.set(asked.get() + 1);
             asked.get() == at
         };
-        let e = install_with(&wsl, &entries, &p, &ui(), write_tarball, &interrupted)
-            .unwrap_err()
-            .to_string();
+        let e = Installer {
+            wsl: &wsl,
+            autostart: &entries,
+            ui: &ui(),
+        }
+        .install_with(&p, write_tarball, &interrupted)
+        .unwrap_err()
+        .to_string();
         assert_eq!(e, "interrupted", "at {at}");
         assert!(wsl.registered().is_empty(), "at {at}: still registered");
         assert!(entries.on.borrow().is_empty(), "at {at}: logon entry left");

@@ -13,8 +13,8 @@ use anyhow::{Context, bail};
 use super::wizard;
 use crate::account;
 use crate::cli::{
-    AutostartAction, AutostartArgs, DistroInstallArgs, DistroUninstallArgs, ImageArgs, ListArgs,
-    ServerArgs, StartArgs,
+    AutostartAction, AutostartArgs, CacheArgs, DistroInstallArgs, DistroUninstallArgs, ImageArgs,
+    ListArgs, ServerArgs, StartArgs,
 };
 use crate::embedded;
 use crate::image::catalog::ImageSpec;
@@ -68,8 +68,10 @@ pub fn wizard(ui: &Ui) -> anyhow::Result<ExitCode> {
                 .unwrap_or_else(|| crate::cli::DEFAULT_SERVER.to_string()),
             arch: None,
         },
-        cache: None,
-        no_cache: false,
+        download: CacheArgs {
+            cache: None,
+            no_cache: false,
+        },
     };
     let result = install(&args, ui);
     if let Err(e) = &result {
@@ -210,12 +212,8 @@ pub fn install(args: &DistroInstallArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         spec,
         image: args.image.clone(),
         sha256: args.sha256.clone(),
-        server: ServerArgs {
-            server: args.server.server.clone(),
-            arch: args.server.arch.clone(),
-        },
-        cache: args.cache.clone(),
-        no_cache: args.no_cache,
+        server: args.server.clone(),
+        download: args.download.clone(),
     };
     let (what, candidates) = candidates(&ImageRequest::from(&image_args), &http)?;
     if asking && !args.yes {
@@ -245,7 +243,12 @@ pub fn install(args: &DistroInstallArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         windows_exe: windows_exe.as_deref(),
         wsl_package: None,
     };
-    let installed = installer::install_checked(&wsl, &RunKey, &plan, ui, |tarball| {
+    let installer = installer::Installer {
+        wsl: &wsl,
+        autostart: &RunKey,
+        ui,
+    };
+    let installed = installer.install_checked(&plan, |tarball| {
         ui.status(format!("Downloading {what}"));
         let report = build_tarball(tarball, &candidates, &http, ui, &extras)?;
         match (&report.no_systemd, plan.systemd) {
