@@ -74,6 +74,13 @@ pub struct Exit {
     pub stdout: Vec<u8>,
 }
 
+impl Exit {
+    /// The code as this process's exit status (its low eight bits).
+    pub fn exit_code(&self) -> std::process::ExitCode {
+        std::process::ExitCode::from((self.code & 0xff) as u8)
+    }
+}
+
 /// Runs `cmd` in the container whose PID 1 is `pid` (outer pid namespace) and returns its
 /// exit code: the command's, 128+signal, 127/126 when it cannot be executed, 255 when the
 /// container vanished.

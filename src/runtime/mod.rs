@@ -8,6 +8,8 @@
 //!   PID 1; that process runs [`shim`] (and applies the [`mounts`] plan, in the process
 //!   state of [`procstate`]) before it execs systemd. Nothing else ever runs as PID 1.
 //!   Sessions enter once [`readiness`] says what they need answers.
+//! - [`session`] is the one way in as the caller (the hook, `exec`): it makes sure the
+//!   container runs and enters it through [`enter`].
 //! - [`enter`] joins a running container (setns) for `exec`, the hook and `status`; the
 //!   session reaper it forks lives inside the container and may call [`logind`] (over
 //!   [`dbus`]) and serve [`interop`]; [`waiter`] is the caller's waiting half. A session's
@@ -37,6 +39,7 @@ pub mod mounts;
 pub mod privbus;
 pub mod procstate;
 pub mod readiness;
+pub mod session;
 pub mod session_env;
 pub mod shim;
 pub mod signals;
