@@ -6,8 +6,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use crate::cli::ExecArgs;
+use crate::runtime::enter;
 use crate::runtime::launch::{Options, Outcome, Until};
-use crate::runtime::session::{self, Caller, Failed, Program, Start};
+use crate::runtime::session::{self, Caller, Failed, Start};
 use crate::runtime::state::State;
 use crate::ui::Ui;
 
@@ -28,14 +29,14 @@ pub fn run(args: &ExecArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     } else {
         Start::Launch(&opts, &mut report)
     };
-    let what = Program {
+    let cmd = enter::Command {
         argv: args.command.clone(),
         user: args.user.clone(),
         cwd: args.workdir.clone(),
         pass_env: config.pass_env.clone(),
         ..Default::default()
     };
-    match session::enter(&caller, start, &what, ui) {
+    match session::enter(&caller, start, &cmd, false, ui) {
         Ok(exit) => Ok(exit.exit_code()),
         Err(Failed::Start(e)) if args.no_launch => Err(e.into()),
         Err(Failed::Start(e)) => Err(e).context("cannot launch the container"),

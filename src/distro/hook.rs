@@ -31,8 +31,8 @@ use nix::unistd::{Gid, Uid};
 use super::accounts;
 use crate::config::Config;
 use crate::runtime::launch::Options;
-use crate::runtime::session::{self, Caller, Program, Start};
-use crate::runtime::{Context, Result};
+use crate::runtime::session::{self, Caller, Start};
+use crate::runtime::{Context, Result, enter};
 use crate::ui::Ui;
 
 /// The real shell when this process was executed through an alias, else None.
@@ -103,15 +103,15 @@ pub fn run(shell: String) -> ExitCode {
     };
     let ui = Ui::new(true);
     let opts = Options::for_sessions(&config, super::tuning(&config));
-    let what = Program {
+    let cmd = enter::Command {
         user: Some(caller.ids.uid.to_string()),
         argv,
         program: Some(shell),
-        cwd: None,
         pass_env: config.pass_env.clone(),
-        fallback: config.fallback_shell,
+        ..Default::default()
     };
-    match session::enter(&caller, Start::Detached(&opts), &what, &ui) {
+    let start = Start::Detached(&opts);
+    match session::enter(&caller, start, &cmd, config.fallback_shell, &ui) {
         Ok(exit) => exit.exit_code(),
         Err(e) => {
             eprintln!("distrod: {e}");

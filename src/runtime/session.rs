@@ -1,6 +1,6 @@
 //! Entering the container as the one who ran distrod: the one way in for the login hook
 //! (`crate::distro::hook`) and `distrod exec`. Given the caller ([`Caller`]) and what to
-//! run ([`Program`]), [`enter`] makes sure the container runs ([`Start`]) and runs the
+//! run (an [`enter::Command`]), [`enter()`] makes sure the container runs ([`Start`]) and runs the
 //! command inside ([`super::enter`]) with the caller's working directory, the part of the
 //! caller's environment a session keeps ([`super::session_env`]) and the caller's interop
 //! socket ([`super::interop`]).
@@ -9,9 +9,11 @@
 //! - how the container is started ([`Start`]): `exec` (run by root) launches it itself
 //!   and reports the outcome; the hook (setuid root, for a caller who may stop or signal
 //!   it) has it launched by a detached child;
-//! - what runs ([`Program`]): `exec` takes argv from its command line; the hook runs the
-//!   real login shell with the `argv[0]` it was given (`-bash`), as the caller, and falls
-//!   back to that shell outside the container when the container cannot be entered;
+//! - what runs (the command): `exec` takes argv, `--user` and `--workdir` from its
+//!   command line; the hook runs the real login shell ([`enter::Command::program`]) with
+//!   the `argv[0]` it was given (`-bash`), as the caller;
+//! - the fallback: the hook runs that shell outside the container when the container
+//!   cannot be started or entered (`session.fallback_shell`); `exec` reports the failure;
 //! - the environment ([`Caller::env`]) is the caller's own: under WSL, WSL's session's.
 //!
 //! Privileges: the installed binary is setuid root and the caller may be anyone. The
@@ -90,29 +92,6 @@ impl Caller {
     }
 }
 
-/// What the caller runs in the container.
-#[derive(Debug, Clone, Default)]
-pub struct Program {
-    /// The command and its arguments, `argv[0]` as the command sees it (`-bash` for a
-    /// login shell); never empty.
-    pub argv: Vec<OsString>,
-    /// The file to execute when it is not `argv[0]` looked up in PATH (the hook: the real
-    /// login shell).
-    pub program: Option<PathBuf>,
-    /// Run as this user (name or uid) in a logind session (the hook: the caller's uid;
-    /// `exec`: `--user`); None: root, no session.
-    pub user: Option<String>,
-    /// Working directory inside the container (`exec --workdir`); None: the caller's, if
-    /// it exists inside, else the user's home.
-    pub cwd: Option<PathBuf>,
-    /// More caller variables to keep (`session.pass_env` in /etc/distrod.toml).
-    pub pass_env: Vec<String>,
-    /// When the container cannot be started or entered, run `program` outside it as the
-    /// caller after one line saying why ([`Caller::exec_outside`]; the hook's
-    /// `session.fallback_shell`) instead of returning the failure. Needs `program`.
-    pub fallback: bool,
-}
-
 /// How the container is made to run before the caller enters it.
 pub enum Start<'a> {
     /// It must run already (`exec --no-launch`); else [`Error::NotRunning`].
@@ -137,31 +116,40 @@ pub enum Failed {
     Enter(Error),
 }
 
-/// Makes sure the container runs (`start`) and runs `what` in it for `caller`; returns
-/// how the command ended. With [`Program::fallback`], a failure runs the program outside
-/// the container instead (and never returns).
-pub fn enter(caller: &Caller, start: Start, what: &Program, ui: &Ui) -> Result<Exit, Failed> {
-    let entered = enter_container(caller, start, what, ui);
-    match (entered, &what.program) {
-        (Err(f), Some(program)) if what.fallback => {
-            caller.exec_outside(program, &what.argv, Some(&f.to_string()))
+/// Makes sure the container runs (`start`) and runs `cmd` in it for `caller`; returns
+/// how the command ended. `cmd` says what to run (argv, program, user, working directory,
+/// `pass_env`); the caller's working directory and environment are the caller's, and
+/// `booting` is the start's. `fallback`: on a failure, run `cmd`'s program (when it names
+/// one) outside the container as the caller after one line saying why
+/// ([`Caller::exec_outside`]), instead of returning the failure (never returns then).
+pub fn enter(
+    caller: &Caller,
+    start: Start,
+    cmd: &enter::Command,
+    fallback: bool,
+    ui: &Ui,
+) -> Result<Exit, Failed> {
+    let entered = enter_container(caller, start, cmd, ui);
+    match (entered, &cmd.program) {
+        (Err(f), Some(program)) if fallback => {
+            caller.exec_outside(program, &cmd.argv, Some(&f.to_string()))
         }
         (entered, _) => entered,
     }
 }
 
-fn enter_container(caller: &Caller, start: Start, what: &Program, ui: &Ui) -> Result<Exit, Failed> {
+fn enter_container(
+    caller: &Caller,
+    start: Start,
+    cmd: &enter::Command,
+    ui: &Ui,
+) -> Result<Exit, Failed> {
     let (state, booting) = ensure_running(start).map_err(Failed::Start)?;
     let cmd = enter::Command {
-        argv: what.argv.clone(),
-        program: what.program.clone(),
-        user: what.user.clone(),
-        cwd: what.cwd.clone(),
         caller_cwd: caller.cwd.clone(),
         caller_env: caller.env.clone(),
-        pass_env: what.pass_env.clone(),
-        capture: false,
         booting,
+        ..cmd.clone()
     };
     let socket = interop::session_socket(&caller.ids);
     enter::run(state.pid, &cmd, socket.as_ref(), ui).map_err(Failed::Enter)
