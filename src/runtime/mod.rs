@@ -131,6 +131,21 @@ pub fn require_root(command: &'static str) -> Result<()> {
     }
 }
 
+/// For unit tests that need root: true as root; else false after saying that the test is
+/// skipped (`what` needs root), and a failure where CI is set (the tests must run there).
+#[cfg(test)]
+pub(crate) fn test_as_root(what: &str) -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    assert!(
+        root || std::env::var_os("CI").is_none(),
+        "this test needs root, and CI is set: it must run there"
+    );
+    if !root {
+        eprintln!("skipping: {what} needs root");
+    }
+    root
+}
+
 /// "what failed: why": an error and its sources on one line (for reports that cross a
 /// process boundary as text).
 pub fn chain(e: &dyn std::error::Error) -> String {
