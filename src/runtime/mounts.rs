@@ -217,6 +217,18 @@ impl Step {
         }
     }
 
+    /// A new mount of the kernel file system `fstype` (its source named after it, as
+    /// mount(8) shows it), with `flags` and `data` (its mount options).
+    fn new_fs(fstype: &str, target: PathBuf, flags: MsFlags, data: Option<&str>) -> Step {
+        Step::Mount {
+            source: fstype.into(),
+            target,
+            fstype: Some(fstype.into()),
+            flags,
+            data: data.map(Into::into),
+        }
+    }
+
     /// A bind of `source` alone (`mount --bind source target`).
     fn bind(source: PathBuf, target: PathBuf) -> Step {
         Step::Bind {
@@ -318,13 +330,7 @@ pub fn plan(inp: &Inputs) -> Vec<Step> {
         // pivot_root needs the new root to be a mount point.
         v.push(Step::rbind(root.clone(), root.clone()));
     }
-    v.push(Step::Mount {
-        source: "proc".into(),
-        target: at("/proc"),
-        fstype: Some("proc".into()),
-        flags: NSE,
-        data: None,
-    });
+    v.push(Step::new_fs("proc", at("/proc"), NSE, None));
     if inp.proc_sys_ro {
         v.push(Step::rbind(at("/proc/sys"), at("/proc/sys")));
         v.push(Step::ReadOnly {
@@ -348,22 +354,15 @@ pub fn plan(inp: &Inputs) -> Vec<Step> {
     v.push(Step::Detach {
         target: at("/sys/fs/cgroup"),
     });
-    v.push(Step::Mount {
-        source: "cgroup2".into(),
-        target: at("/sys/fs/cgroup"),
-        fstype: Some("cgroup2".into()),
-        flags: NSE,
-        data: None,
-    });
+    v.push(Step::new_fs("cgroup2", at("/sys/fs/cgroup"), NSE, None));
     if inp.rootfs.is_some() {
         // Another tree: a /run of its own (its systemd's state is not this distro's).
-        v.push(Step::Mount {
-            source: "tmpfs".into(),
-            target: at("/run"),
-            fstype: Some("tmpfs".into()),
-            flags: MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-            data: Some("mode=755".into()),
-        });
+        v.push(Step::new_fs(
+            "tmpfs",
+            at("/run"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some("mode=755"),
+        ));
         for d in ["/run/lock", "/run/WSL"] {
             v.push(Step::Mkdir { path: at(d) });
         }
@@ -379,13 +378,12 @@ pub fn plan(inp: &Inputs) -> Vec<Step> {
         });
         for d in ["/run/WSL", "/run/host"] {
             v.push(Step::Mkdir { path: at(d) });
-            v.push(Step::Mount {
-                source: "tmpfs".into(),
-                target: at(d),
-                fstype: Some("tmpfs".into()),
-                flags: MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-                data: Some("mode=755,size=1m".into()),
-            });
+            v.push(Step::new_fs(
+                "tmpfs",
+                at(d),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                Some("mode=755,size=1m"),
+            ));
         }
     }
     v.push(Step::BindHeld {
@@ -398,13 +396,7 @@ pub fn plan(inp: &Inputs) -> Vec<Step> {
     });
     if inp.binfmt {
         // A fresh procfs has no binfmt_misc mount; the instance is WSL's (VM-wide).
-        v.push(Step::Mount {
-            source: "binfmt_misc".into(),
-            target: at(BINFMT),
-            fstype: Some("binfmt_misc".into()),
-            flags: NSE,
-            data: None,
-        });
+        v.push(Step::new_fs("binfmt_misc", at(BINFMT), NSE, None));
         v.push(Step::WriteFile {
             path: at("/run/distrod/binfmt_status"),
             contents: "enabled\n".into(),
