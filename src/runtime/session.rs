@@ -20,8 +20,9 @@
 //! caller's ids are the real ids, taken at start ([`Caller::current`]) before anything
 //! changes them; everything the caller hands over (arguments, environment, working
 //! directory) is carried as bytes and decides nothing root does: the environment is
-//! filtered into a clean one ([`super::session_env`]), the working directory is entered by
-//! the command after it has the caller's ids, the interop socket is looked up with the
+//! filtered into a clean one ([`super::session_env`]), the working directory is only
+//! looked at (is it a directory inside?) and then entered by the command once it has the
+//! caller's ids ([`enter::Command::caller_cwd`]), the interop socket is looked up with the
 //! caller's file-system ids ([`super::interop::session_socket`]), and the fallback shell
 //! runs with the caller's ids ([`Caller::exec_outside`]).
 
@@ -42,8 +43,8 @@ use crate::ui::{Ui, WaitLine};
 pub struct Caller {
     /// The real ids (not the effective ones of a setuid start).
     pub ids: interop::Caller,
-    /// The working directory (a path the caller chose: tried inside the container only by
-    /// the command, with the caller's ids).
+    /// The working directory (a path the caller chose: inside the container, the session
+    /// starts there when it is a directory, entered by the command with the caller's ids).
     pub cwd: Option<PathBuf>,
     /// The environment, of which a session keeps only what [`super::session_env`] names.
     pub env: Vec<(OsString, OsString)>,
