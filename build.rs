@@ -1,9 +1,15 @@
 //! The Windows build (`distrod.exe`, the installer) carries the static Linux `distrod` it
 //! puts into every distro it installs. `DISTROD_LINUX_BINARY` names that file at build time
 //! (scripts/build-windows.sh builds it first and sets it); it is checked to be a static
-//! x86-64 or AArch64 ELF executable so a wrong file fails the build, not an install.
+//! x86-64 or AArch64 ELF executable so a wrong file fails the build, not an install: by
+//! distrod's own rule for its binaries, src/elf.rs, compiled here on its own.
 
 use std::path::Path;
+
+// Only the check of a whole binary is used here.
+#[allow(dead_code)]
+#[path = "src/elf.rs"]
+mod elf;
 
 fn main() {
     println!("cargo::rerun-if-env-changed=DISTROD_LINUX_BINARY");
@@ -23,7 +29,8 @@ fn main() {
         Ok(b) => b,
         Err(e) => fail(&format!("DISTROD_LINUX_BINARY {}: {e}", path.display())),
     };
-    if let Err(why) = check_elf(&bytes) {
+    let len = bytes.len() as u64;
+    if let Err(why) = elf::check_static_executable(&mut std::io::Cursor::new(bytes), len, None) {
         fail(&format!("DISTROD_LINUX_BINARY {}: {why}", path.display()));
     }
     let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
@@ -36,38 +43,4 @@ fn main() {
 fn fail(msg: &str) -> ! {
     eprintln!("error: {msg}");
     std::process::exit(1)
-}
-
-/// A 64-bit little-endian executable (ET_EXEC or ET_DYN) for x86-64 or AArch64, with no
-/// PT_INTERP (static).
-fn check_elf(b: &[u8]) -> Result<(), String> {
-    if b.len() < 64 || &b[..4] != b"\x7fELF" {
-        return Err("not an ELF file".into());
-    }
-    if b[4] != 2 || b[5] != 1 {
-        return Err("not a 64-bit little-endian ELF file".into());
-    }
-    let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
-    let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
-    if !matches!(u16_at(16), 2 | 3) {
-        return Err("not an executable".into());
-    }
-    if !matches!(u16_at(18), 62 | 183) {
-        return Err("not an x86-64 or AArch64 binary".into());
-    }
-    let (phoff, phentsize, phnum) = (
-        u64_at(32) as usize,
-        u16_at(54) as usize,
-        u16_at(56) as usize,
-    );
-    for i in 0..phnum {
-        let o = phoff + i * phentsize;
-        if o + 4 > b.len() {
-            return Err("truncated program headers".into());
-        }
-        if u32::from_le_bytes(b[o..o + 4].try_into().unwrap()) == 3 {
-            return Err("dynamically linked (has an interpreter); build it static".into());
-        }
-    }
-    Ok(())
 }

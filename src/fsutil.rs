@@ -50,10 +50,31 @@ pub enum StagingError {
 /// A directory tree built at a temporary sibling of its destination (see the module's
 /// documentation); [`Staging::commit`] puts it into place, dropping it removes it.
 pub struct Staging {
+    staged: Staged,
+    created_parents: Vec<PathBuf>,
+}
+
+/// What [`Staging`] and [`StagedFile`] share: a temporary path beside its destination,
+/// which becomes the destination once committed (else their drops remove it).
+struct Staged {
     temp: PathBuf,
     dest: PathBuf,
-    created_parents: Vec<PathBuf>,
     committed: bool,
+}
+
+impl Staged {
+    /// Moves the temporary path to the destination with `put` and returns the destination.
+    fn commit(
+        &mut self,
+        put: impl FnOnce(&Path, &Path) -> io::Result<()>,
+    ) -> Result<PathBuf, StagingError> {
+        put(&self.temp, &self.dest).map_err(|source| StagingError::Commit {
+            path: self.dest.clone(),
+            source,
+        })?;
+        self.committed = true;
+        Ok(self.dest.clone())
+    }
 }
 
 /// Refuses a destination that holds anything: creating must never mix with or replace a
@@ -102,10 +123,12 @@ impl Staging {
             }
         }
         let mut staging = Staging {
-            temp: PathBuf::new(),
-            dest: dest.clone(),
+            staged: Staged {
+                temp: PathBuf::new(),
+                dest: dest.clone(),
+                committed: false,
+            },
             created_parents: Vec::new(),
-            committed: false,
         };
         for dir in missing.into_iter().rev() {
             fs::create_dir(&dir).map_err(|source| StagingError::Create {
@@ -124,38 +147,34 @@ impl Staging {
             path: temp.clone(),
             source,
         })?;
-        staging.temp = temp;
+        staging.staged.temp = temp;
         Ok(staging)
     }
 
     /// The temporary directory to build the tree in.
     pub fn path(&self) -> &Path {
-        &self.temp
+        &self.staged.temp
     }
 
     /// Moves the finished tree to the destination. `rename(2)` replaces an empty directory
     /// atomically and fails on a non-empty one, so a destination filled meanwhile is safe.
     pub fn commit(mut self) -> Result<PathBuf, StagingError> {
-        fs::rename(&self.temp, &self.dest).map_err(|source| StagingError::Commit {
-            path: self.dest.clone(),
-            source,
-        })?;
-        self.committed = true;
-        Ok(self.dest.clone())
+        self.staged.commit(|temp, dest| fs::rename(temp, dest))
     }
 }
 
 impl Drop for Staging {
     fn drop(&mut self) {
-        if self.committed {
+        let staged = &self.staged;
+        if staged.committed {
             return;
         }
-        if !self.temp.as_os_str().is_empty()
-            && let Err(e) = remove_tree(&self.temp)
+        if !staged.temp.as_os_str().is_empty()
+            && let Err(e) = remove_tree(&staged.temp)
         {
             eprintln!(
                 "warning: cannot remove the unfinished tree {}: {e}",
-                self.temp.display()
+                staged.temp.display()
             );
         }
         for dir in self.created_parents.iter().rev() {
@@ -167,9 +186,7 @@ impl Drop for Staging {
 /// A file built beside its destination (`.NAME.distrod-PID`) and renamed into place by
 /// [`StagedFile::commit`]; dropped without it, the temporary file is removed.
 pub struct StagedFile {
-    temp: PathBuf,
-    dest: PathBuf,
-    committed: bool,
+    staged: Staged,
 }
 
 impl StagedFile {
@@ -187,43 +204,39 @@ impl StagedFile {
         }
         let temp = temp_sibling(&dest);
         Ok(StagedFile {
-            temp,
-            dest,
-            committed: false,
+            staged: Staged {
+                temp,
+                dest,
+                committed: false,
+            },
         })
     }
 
     /// The temporary file to write (not yet created: the caller creates it).
     pub fn path(&self) -> &Path {
-        &self.temp
+        &self.staged.temp
     }
 
     /// Renames the temporary file to the destination and returns that; fails, leaving
     /// nothing behind, when something appeared at the destination meanwhile.
     pub fn commit(mut self) -> Result<PathBuf, StagingError> {
-        if fs::symlink_metadata(&self.dest).is_ok() {
+        if fs::symlink_metadata(&self.staged.dest).is_ok() {
             return Err(StagingError::Commit {
-                path: self.dest.clone(),
+                path: self.staged.dest.clone(),
                 source: io::Error::from(io::ErrorKind::AlreadyExists),
             });
         }
         // Volatile: its writer (`pack`) syncs the data itself before committing, and the
         // new name may be lost in a crash like any file a command has just written.
-        move_into_place(&self.temp, &self.dest, Durability::Volatile).map_err(|source| {
-            StagingError::Commit {
-                path: self.dest.clone(),
-                source,
-            }
-        })?;
-        self.committed = true;
-        Ok(self.dest.clone())
+        self.staged
+            .commit(|temp, dest| move_into_place(temp, dest, Durability::Volatile))
     }
 }
 
 impl Drop for StagedFile {
     fn drop(&mut self) {
-        if !self.committed {
-            let _ = fs::remove_file(&self.temp);
+        if !self.staged.committed {
+            let _ = fs::remove_file(&self.staged.temp);
         }
     }
 }

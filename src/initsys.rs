@@ -304,27 +304,29 @@ mod tests {
 
     const EXEC: Node = Node::File { executable: true };
 
+    /// The tree's init is the systemd at /usr/lib/systemd/systemd.
+    fn assert_boots(entries: &[(&str, Node)]) {
+        assert_eq!(check(&tree(entries)), Ok("usr/lib/systemd/systemd".into()));
+    }
+
     #[test]
     fn debian_merged_usr_boots_systemd() {
-        let t = tree(&[
+        assert_boots(&[
             ("sbin", link("usr/sbin")),
             ("lib", link("usr/lib")),
             ("usr/sbin/init", link("../lib/systemd/systemd")),
             ("usr/lib/systemd/systemd", EXEC),
         ]);
-        assert_eq!(check(&t), Ok("usr/lib/systemd/systemd".into()));
     }
 
     #[test]
     fn systemd_without_systemd_sysv_and_absolute_links() {
-        let t = tree(&[("usr/lib/systemd/systemd", EXEC)]);
-        assert_eq!(check(&t), Ok("usr/lib/systemd/systemd".into()));
-        let t = tree(&[
+        assert_boots(&[("usr/lib/systemd/systemd", EXEC)]);
+        assert_boots(&[
             ("sbin/init", link("/lib/systemd/systemd")),
             ("lib", link("/usr/lib")),
             ("usr/lib/systemd/systemd", EXEC),
         ]);
-        assert_eq!(check(&t), Ok("usr/lib/systemd/systemd".into()));
     }
 
     #[test]

@@ -7,9 +7,8 @@ use anyhow::Context;
 
 use crate::cli::LaunchArgs;
 use crate::runtime::launch::{self, Options, Outcome, Until};
-use crate::runtime::readiness::Phase;
-use crate::runtime::state::State;
-use crate::ui::{Ui, WaitLine};
+use crate::runtime::session;
+use crate::ui::Ui;
 
 pub fn run(args: &LaunchArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
     crate::runtime::require_root("launch")?;
@@ -25,7 +24,7 @@ pub fn run(args: &LaunchArgs, ui: &Ui) -> anyhow::Result<ExitCode> {
         idle: launch::idle_options(&config),
         tuning,
     };
-    let outcome = launch_showing(&opts).context("cannot launch the container")?;
+    let outcome = session::launch_showing(&opts).context("cannot launch the container")?;
     report(ui, &outcome, opts.until);
     if args.keep_alive {
         let (Outcome::Started { state, .. } | Outcome::AlreadyRunning(state)) = &outcome;
@@ -47,34 +46,8 @@ fn wait_for_exit(pid: i32) {
     }
 }
 
-/// Makes sure the container runs (for `exec`): launches it with the defaults if needed.
-pub fn ensure_running(config: &crate::config::Config, ui: &Ui) -> anyhow::Result<State> {
-    let opts = Options {
-        rootfs: None,
-        wait: Some(Duration::from_secs(config.boot_timeout)),
-        until: Until::Sessions,
-        tuning: crate::distro::tuning(config),
-        idle: launch::idle_options(config),
-    };
-    let outcome = launch_showing(&opts).context("cannot launch the container")?;
-    if !matches!(outcome, Outcome::AlreadyRunning(State { ready: true, .. })) {
-        report(ui, &outcome, opts.until);
-    }
-    Ok(match outcome {
-        Outcome::Started { state, .. } | Outcome::AlreadyRunning(state) => state,
-    })
-}
-
-/// [`launch::launch_with`], saying on a terminal what it waits for once that takes a
-/// while (the line is made on the first phase, after the launch's forks).
-fn launch_showing(opts: &Options) -> crate::runtime::Result<Outcome> {
-    let mut line = WaitLine::later();
-    let outcome = launch::launch_with(opts, &mut |p: Phase| line.set(p));
-    line.finish();
-    outcome
-}
-
-fn report(ui: &Ui, outcome: &Outcome, until: Until) {
+/// Says how a launch went (`distrod launch`, and `distrod exec` when it launched).
+pub(super) fn report(ui: &Ui, outcome: &Outcome, until: Until) {
     match outcome {
         Outcome::Started {
             state,

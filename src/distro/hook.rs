@@ -5,7 +5,7 @@
 //! `/opt/distrod/alias/<real shell> -> /opt/distrod/bin/distrod`. Run through one, distrod
 //! finds the real shell in the path it was executed by (`AT_EXECFN`), starts the container
 //! if needed and runs that shell inside it as the session's user, with the session's
-//! directory, environment and interop socket ([`enter`], [`interop`]); the shell keeps its
+//! directory, environment and interop socket ([`session`]); the shell keeps its
 //! arguments (`-c CMD` for `wsl -- CMD`) and its `argv[0]` (`-bash` for a login shell).
 //!
 //! - Inside the container (`su - user`, `sudo -i`, a service running a login shell) the
@@ -22,19 +22,18 @@
 //! runs with the caller's ids (the shell, the working directory, the interop socket
 //! lookup).
 
-use std::ffi::{CStr, CString, OsString};
+use std::ffi::{CStr, OsString};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use nix::unistd::{Gid, Uid};
 
 use super::accounts;
 use crate::config::Config;
-use crate::runtime::interop::{self, Caller};
-use crate::runtime::launch::{self, Options, Until};
-use crate::runtime::readiness::Phase;
+use crate::runtime::launch::Options;
+use crate::runtime::session::{self, Caller, Start};
 use crate::runtime::{Context, Result, enter};
-use crate::ui::{Ui, WaitLine};
+use crate::ui::Ui;
 
 /// The real shell when this process was executed through an alias, else None.
 pub fn invoked_as_shell() -> Option<String> {
@@ -69,27 +68,28 @@ pub fn drop_setuid() {
 /// Runs as the login shell `shell` (see the module doc). Returns the session's exit code.
 ///
 /// Everything the caller hands over (arguments, environment, working directory) is
-/// taken as bytes. Root's work for the session runs where the caller cannot stop or
-/// signal it: the launch in a detached child ([`launch::launch_detached`]), the session
-/// reaper in a session of its own inside the container ([`enter`]); this process, in the
-/// caller's session, only waits and forwards signals.
+/// taken as bytes ([`session`]). Root's work for the session runs where the caller cannot
+/// stop or signal it: the launch in a detached child ([`Start::Detached`]), the session
+/// reaper in a session of its own inside the container ([`crate::runtime::enter`]); this
+/// process, in the caller's session, only waits and forwards signals.
 pub fn run(shell: String) -> ExitCode {
     let argv: Vec<OsString> = std::env::args_os().collect();
     let caller = Caller::current();
+    let shell = PathBuf::from(shell);
     if crate::runtime::inside_container() {
-        exec_plain(&shell, &argv, &caller, None);
+        caller.exec_outside(&shell, &argv, None);
     }
     if !nix::unistd::geteuid().is_root() {
         let why = format!(
             "{} is not setuid root (`sudo distrod install` makes it so)",
             crate::runtime::INSTALLED_BINARY
         );
-        exec_plain(&shell, &argv, &caller, Some(&why));
+        caller.exec_outside(&shell, &argv, Some(&why));
     }
     // Root for the launch (a real root: systemd must not inherit the caller's ids or
     // groups); the caller's ids come back in everything run for them.
     if let Err(e) = become_root() {
-        exec_plain(&shell, &argv, &caller, Some(&e.to_string()));
+        caller.exec_outside(&shell, &argv, Some(&e.to_string()));
     }
     // Root now, and still in the caller's foreground job until the session's reaper takes
     // the terminal over: a Ctrl-Z must not leave a root process stopped.
@@ -102,66 +102,21 @@ pub fn run(shell: String) -> ExitCode {
         }
     };
     let ui = Ui::new(true);
-    let fallback = |why: String| -> ExitCode {
-        if config.fallback_shell {
-            exec_plain(&shell, &argv, &caller, Some(&why))
-        } else {
-            eprintln!("distrod: {why}");
+    let opts = Options::for_sessions(&config, super::tuning(&config));
+    let cmd = enter::Command {
+        user: Some(caller.ids.uid.to_string()),
+        argv,
+        program: Some(shell),
+        pass_env: config.pass_env.clone(),
+        ..Default::default()
+    };
+    let start = Start::Detached(&opts);
+    match session::enter(&caller, start, &cmd, config.fallback_shell, &ui) {
+        Ok(exit) => exit.exit_code(),
+        Err(e) => {
+            eprintln!("distrod: {e}");
             ExitCode::FAILURE
         }
-    };
-    let opts = Options {
-        rootfs: None,
-        wait: Some(Duration::from_secs(config.boot_timeout)),
-        until: Until::Sessions,
-        tuning: super::tuning(&config),
-        idle: launch::idle_options(&config),
-    };
-    // Its thread starts on the launcher's first word, after its fork: none may run at a fork.
-    let mut line = WaitLine::later();
-    let mut last = Phase::Starting;
-    let launched = launch::launch_detached(&opts, &mut |p: Phase| {
-        last = p;
-        line.set(p);
-    });
-    line.finish();
-    let (pid, booting) = match launched {
-        Ok(state) => {
-            if !state.ready {
-                eprintln!(
-                    "distrod: systemd is still starting after {} s ({}); this session enters \
-                     it anyway (`distrod status` shows what it waits for)",
-                    config.boot_timeout,
-                    last.why()
-                );
-            }
-            (state.pid, !state.ready)
-        }
-        Err(e) => {
-            return fallback(format!(
-                "cannot start systemd: {}",
-                crate::runtime::chain(&e)
-            ));
-        }
-    };
-    let socket = interop::session_socket(&caller);
-    let cmd = enter::Command {
-        argv: argv.clone(),
-        program: Some(shell.clone().into()),
-        user: Some(caller.uid.to_string()),
-        cwd: None,
-        caller_cwd: std::env::current_dir().ok(),
-        caller_env: std::env::vars_os().collect(),
-        pass_env: config.pass_env.clone(),
-        capture: false,
-        booting,
-    };
-    match enter::run(pid, &cmd, socket.as_ref(), &ui) {
-        Ok(exit) => ExitCode::from((exit.code & 0xff) as u8),
-        Err(e) => fallback(format!(
-            "cannot enter the systemd container: {}",
-            crate::runtime::chain(&e)
-        )),
     }
 }
 
@@ -174,34 +129,4 @@ fn become_root() -> Result<()> {
     // SAFETY: umask(2) cannot fail.
     unsafe { libc::umask(0o022) };
     Ok(())
-}
-
-/// The plain shell, outside the container, as the caller; `why` is said in one line
-/// first. Never returns.
-fn exec_plain(shell: &str, argv: &[OsString], caller: &Caller, why: Option<&str>) -> ! {
-    if let Some(why) = why {
-        eprintln!("distrod: {why}; this session runs outside the systemd container");
-    }
-    let groups: Vec<Gid> = caller.groups.iter().map(|g| Gid::from_raw(*g)).collect();
-    let (u, g) = (Uid::from_raw(caller.uid), Gid::from_raw(caller.gid));
-    if nix::unistd::geteuid().is_root() {
-        let _ = nix::unistd::setgroups(&groups);
-    }
-    if nix::unistd::setresgid(g, g, g).is_err()
-        || nix::unistd::setresuid(u, u, u).is_err()
-        || nix::unistd::geteuid() != u
-    {
-        eprintln!("distrod: cannot switch back to uid {}", caller.uid);
-        std::process::exit(126);
-    }
-    crate::runtime::shim::reset_signals();
-    let prog = CString::new(shell).unwrap_or_default();
-    let args = enter::to_cstrings(argv);
-    let e = nix::unistd::execv(&prog, &args).unwrap_err();
-    eprintln!("distrod: cannot run {shell}: {}", e.desc());
-    std::process::exit(if e == nix::errno::Errno::ENOENT {
-        127
-    } else {
-        126
-    })
 }

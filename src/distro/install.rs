@@ -27,7 +27,7 @@
 //! symlinks name the path.
 
 use std::fs::{self, File, Permissions};
-use std::io::{self, ErrorKind, Read, Seek, SeekFrom};
+use std::io::{self, ErrorKind, Read, Seek};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -549,120 +549,19 @@ impl Staged {
     }
 }
 
-/// ELF constants (elf(5)) of what [`check_elf`] reads past the start of the header, which
-/// [`crate::elf`] reads.
-mod elf {
-    // The tests build headers with them.
-    #[cfg(test)]
-    pub use crate::elf::{CLASS64, DATA_LE};
-    pub const ET_EXEC: u16 = 2;
-    pub const ET_DYN: u16 = 3;
-    pub const PT_LOAD: u32 = 1;
-    pub const PT_INTERP: u32 = 3;
-    pub const EHDR_SIZE: usize = 64;
-    pub const PHDR_SIZE: usize = 56;
-    pub const SHDR_SIZE: u64 = 64;
-    #[cfg(target_arch = "x86_64")]
-    pub const THIS_MACHINE: u16 = crate::elf::EM_X86_64;
-    #[cfg(target_arch = "aarch64")]
-    pub const THIS_MACHINE: u16 = crate::elf::EM_AARCH64;
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    compile_error!("distrod runs on WSL2: x86_64 or aarch64");
-}
+/// The ELF machine of this system: the only one whose binary `distrod update` installs.
+#[cfg(target_arch = "x86_64")]
+const THIS_MACHINE: u16 = crate::elf::EM_X86_64;
+#[cfg(target_arch = "aarch64")]
+const THIS_MACHINE: u16 = crate::elf::EM_AARCH64;
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+compile_error!("distrod runs on WSL2: x86_64 or aarch64");
 
-/// Checks the ELF header and program headers of a file of `len` bytes; the error is the
-/// reason, for one line.
+/// Checks that a file of `len` bytes is a static, 64-bit, little-endian ELF executable for
+/// this machine ([`crate::elf::check_static_executable`]); the error is the reason, for one
+/// line.
 pub fn check_elf(f: &mut (impl Read + Seek), len: u64) -> Result<(), String> {
-    use crate::elf::{Class, Header, HeaderError, Order};
-    let io_err = |e: io::Error| format!("cannot read it: {e}");
-    let mut h = [0u8; elf::EHDR_SIZE];
-    let n = read_at(f, 0, &mut h).map_err(io_err)?;
-    let header = match Header::parse(&h[..n]) {
-        Ok(header) if n >= elf::EHDR_SIZE => header,
-        Err(HeaderError::NotElf { script: true }) => {
-            return Err(
-                "not an ELF file but a script: the distrod release is a static binary".into(),
-            );
-        }
-        Err(HeaderError::NotElf { script: false }) => {
-            return Err("not an ELF file: the distrod release is a static binary".into());
-        }
-        Ok(_) | Err(HeaderError::Truncated) => {
-            return Err(format!(
-                "truncated: {len} bytes, too short for an ELF header"
-            ));
-        }
-    };
-    if header.class != Class::Elf64 {
-        return Err("a 32-bit ELF file; distrod is a 64-bit program".into());
-    }
-    if header.order != Order::Little {
-        return Err("a big-endian ELF file; distrod's machines are little-endian".into());
-    }
-    let u16_at = |o: usize| u16::from_le_bytes([h[o], h[o + 1]]);
-    let u64_at = |o: usize| u64::from_le_bytes(h[o..o + 8].try_into().unwrap());
-    let machine = header.machine;
-    if machine != elf::THIS_MACHINE {
-        let name = |m: u16| crate::elf::machine_name(m).unwrap_or("another machine");
-        return Err(format!(
-            "built for {} (ELF machine {machine}), but this system is {} (ELF machine {})",
-            name(machine),
-            name(elf::THIS_MACHINE),
-            elf::THIS_MACHINE
-        ));
-    }
-    match u16_at(16) {
-        elf::ET_EXEC | elf::ET_DYN => {}
-        1 => return Err("a relocatable object file, not an executable".into()),
-        4 => return Err("a core dump, not an executable".into()),
-        t => return Err(format!("not an executable (ELF type {t})")),
-    }
-    let (phoff, phentsize, phnum) = (u64_at(32), u16_at(54) as usize, u16_at(56) as usize);
-    let (shoff, shentsize, shnum) = (u64_at(40), u16_at(58) as u64, u16_at(60) as u64);
-    if phnum == 0 || phentsize < elf::PHDR_SIZE {
-        return Err("no program headers: not an executable".into());
-    }
-    let ph_end = phoff.saturating_add((phentsize * phnum) as u64);
-    if ph_end > len {
-        return Err(format!(
-            "truncated: {len} bytes, but its program headers end at byte {ph_end}"
-        ));
-    }
-    let mut ph = vec![0u8; phentsize * phnum];
-    read_at(f, phoff, &mut ph).map_err(io_err)?;
-    let mut end = 0u64;
-    for e in ph.chunks_exact(phentsize) {
-        let p_type = u32::from_le_bytes(e[0..4].try_into().unwrap());
-        let p_offset = u64::from_le_bytes(e[8..16].try_into().unwrap());
-        let p_filesz = u64::from_le_bytes(e[32..40].try_into().unwrap());
-        if p_type == elf::PT_INTERP {
-            let mut interp = vec![0u8; p_filesz.min(256) as usize];
-            let got = read_at(f, p_offset, &mut interp).unwrap_or(0);
-            let interp = String::from_utf8_lossy(&interp[..got]);
-            return Err(format!(
-                "dynamically linked (interpreter {}): the distrod release is a static binary",
-                interp.trim_end_matches('\0')
-            ));
-        }
-        if p_type == elf::PT_LOAD {
-            end = end.max(p_offset.saturating_add(p_filesz));
-        }
-    }
-    if shoff != 0 {
-        end = end.max(shoff.saturating_add(shentsize.max(elf::SHDR_SIZE) * shnum));
-    }
-    if end > len {
-        return Err(format!(
-            "truncated: {len} bytes, but its contents reach byte {end}"
-        ));
-    }
-    Ok(())
-}
-
-/// Reads at `offset` until `buf` is full or the end; the count read.
-fn read_at(f: &mut (impl Read + Seek), offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-    f.seek(SeekFrom::Start(offset))?;
-    fill(f, buf)
+    crate::elf::check_static_executable(f, len, Some(THIS_MACHINE))
 }
 
 /// Runs `path --version` as nobody and returns its first line, which must start with
@@ -760,7 +659,6 @@ fn run_version(path: &Path) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Cursor;
 
     #[test]
     fn overlay_paths_stay_under_opt_distrod() {
@@ -776,80 +674,5 @@ mod tests {
         ] {
             assert!(overlay_path(bad).is_err(), "{bad}");
         }
-    }
-
-    /// A minimal 64-bit little-endian ELF: header, `phdrs` program headers right after it,
-    /// then `body` bytes.
-    fn elf(machine: u16, e_type: u16, phdrs: &[(u32, u64, u64)], body: usize) -> Vec<u8> {
-        let mut h = vec![0u8; elf::EHDR_SIZE];
-        h[..4].copy_from_slice(b"\x7fELF");
-        h[4] = elf::CLASS64;
-        h[5] = elf::DATA_LE;
-        h[6] = 1;
-        h[16..18].copy_from_slice(&e_type.to_le_bytes());
-        h[18..20].copy_from_slice(&machine.to_le_bytes());
-        h[32..40].copy_from_slice(&(elf::EHDR_SIZE as u64).to_le_bytes());
-        h[54..56].copy_from_slice(&(elf::PHDR_SIZE as u16).to_le_bytes());
-        h[56..58].copy_from_slice(&(phdrs.len() as u16).to_le_bytes());
-        for &(t, off, size) in phdrs {
-            let mut p = vec![0u8; elf::PHDR_SIZE];
-            p[0..4].copy_from_slice(&t.to_le_bytes());
-            p[8..16].copy_from_slice(&off.to_le_bytes());
-            p[32..40].copy_from_slice(&size.to_le_bytes());
-            h.extend(p);
-        }
-        h.resize(h.len() + body, 0);
-        h
-    }
-
-    fn check(bytes: &[u8]) -> Result<(), String> {
-        check_elf(&mut Cursor::new(bytes), bytes.len() as u64)
-    }
-
-    #[test]
-    fn elf_checks() {
-        let m = elf::THIS_MACHINE;
-        assert_eq!(
-            check(&elf(m, elf::ET_DYN, &[(elf::PT_LOAD, 0, 1000)], 1000)),
-            Ok(())
-        );
-        assert_eq!(
-            check(&elf(m, elf::ET_EXEC, &[(elf::PT_LOAD, 0, 200)], 100)),
-            Ok(())
-        );
-
-        let err = |bytes: &[u8]| check(bytes).unwrap_err();
-        assert!(err(b"#!/bin/sh\necho distrod\n").contains("a script"));
-        assert!(err(b"hello").starts_with("not an ELF file"));
-        assert!(err(b"").starts_with("not an ELF file"));
-        assert!(err(b"\x7fELF\x02\x01").contains("too short for an ELF header"));
-        let mut b32 = elf(m, elf::ET_DYN, &[(elf::PT_LOAD, 0, 100)], 0);
-        b32[4] = 1;
-        assert!(err(&b32).contains("32-bit"));
-        let mut be = elf(m, elf::ET_DYN, &[(elf::PT_LOAD, 0, 100)], 0);
-        be[5] = 2;
-        assert!(err(&be).contains("big-endian"));
-        let other = if m == 62 { 183 } else { 62 };
-        let e = err(&elf(other, elf::ET_DYN, &[(elf::PT_LOAD, 0, 100)], 0));
-        assert!(
-            e.starts_with("built for ") && e.contains(&format!("ELF machine {other}")),
-            "{e}"
-        );
-        assert!(err(&elf(m, 1, &[(elf::PT_LOAD, 0, 100)], 0)).contains("relocatable"));
-        assert!(err(&elf(m, elf::ET_DYN, &[], 100)).contains("no program headers"));
-
-        let mut dynamic = elf(m, elf::ET_DYN, &[(elf::PT_INTERP, 176, 12), (1, 0, 188)], 0);
-        dynamic.extend(b"/lib/ld.so\0\0");
-        let e = err(&dynamic);
-        assert!(
-            e.contains("dynamically linked (interpreter /lib/ld.so)"),
-            "{e}"
-        );
-
-        let whole = elf(m, elf::ET_DYN, &[(elf::PT_LOAD, 0, 5000)], 5000);
-        let e = err(&whole[..3000]);
-        assert!(e.starts_with("truncated: 3000 bytes"), "{e}");
-        let e = err(&whole[..100]);
-        assert!(e.contains("program headers end"), "{e}");
     }
 }

@@ -50,10 +50,11 @@ pub struct Command {
     /// Working directory inside the container; None: the caller's, if it exists inside,
     /// else the user's home.
     pub cwd: Option<PathBuf>,
-    /// The caller's working directory (tried when `cwd` is None).
+    /// The caller's working directory (tried when `cwd` is None; [`super::session`] sets
+    /// it).
     pub caller_cwd: Option<PathBuf>,
     /// Caller environment variables passed through (see
-    /// [`super::session_env::PASSED_ENV`]).
+    /// [`super::session_env::PASSED_ENV`]; [`super::session`] sets them).
     pub caller_env: Vec<(OsString, OsString)>,
     /// More variable names to pass through (`session.pass_env` in /etc/distrod.toml).
     pub pass_env: Vec<String>,
@@ -72,6 +73,13 @@ pub struct Exit {
     pub code: i32,
     /// Its standard output with [`Command::capture`]; else empty.
     pub stdout: Vec<u8>,
+}
+
+impl Exit {
+    /// The code as this process's exit status (its low eight bits).
+    pub fn exit_code(&self) -> std::process::ExitCode {
+        std::process::ExitCode::from((self.code & 0xff) as u8)
+    }
 }
 
 /// Runs `cmd` in the container whose PID 1 is `pid` (outer pid namespace) and returns its

@@ -152,6 +152,21 @@ pub fn idle_options(config: &crate::config::Config) -> Option<idle::Options> {
     })
 }
 
+impl Options {
+    /// The launch a session starts when the container does not run (the login hook,
+    /// `distrod exec`): the running distro, waited for until sessions may enter (at most
+    /// `container.boot_timeout`), with `tuning` and the idle stop of /etc/distrod.toml.
+    pub fn for_sessions(config: &crate::config::Config, tuning: Tuning) -> Options {
+        Options {
+            rootfs: None,
+            wait: Some(Duration::from_secs(config.boot_timeout)),
+            until: Until::Sessions,
+            tuning,
+            idle: idle_options(config),
+        }
+    }
+}
+
 impl Tuning {
     /// From /etc/distrod.toml and this process's environment (which may hold any bytes).
     pub fn from_config(config: &crate::config::Config) -> Tuning {

@@ -8,6 +8,8 @@
 //!   PID 1; that process runs [`shim`] (and applies the [`mounts`] plan, in the process
 //!   state of [`procstate`]) before it execs systemd. Nothing else ever runs as PID 1.
 //!   Sessions enter once [`readiness`] says what they need answers.
+//! - [`session`] is the one way in as the caller (the hook, `exec`): it makes sure the
+//!   container runs and enters it through [`enter`].
 //! - [`enter`] joins a running container (setns) for `exec`, the hook and `status`; the
 //!   session reaper it forks lives inside the container and may call [`logind`] (over
 //!   [`dbus`]) and serve [`interop`]; [`waiter`] is the caller's waiting half. A session's
@@ -37,6 +39,7 @@ pub mod mounts;
 pub mod privbus;
 pub mod procstate;
 pub mod readiness;
+pub mod session;
 pub mod session_env;
 pub mod shim;
 pub mod signals;
@@ -126,6 +129,21 @@ pub fn require_root(command: &'static str) -> Result<()> {
     } else {
         Err(Error::NotRoot(command))
     }
+}
+
+/// For unit tests that need root: true as root; else false after saying that the test is
+/// skipped (`what` needs root), and a failure where CI is set (the tests must run there).
+#[cfg(test)]
+pub(crate) fn test_as_root(what: &str) -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    assert!(
+        root || std::env::var_os("CI").is_none(),
+        "this test needs root, and CI is set: it must run there"
+    );
+    if !root {
+        eprintln!("skipping: {what} needs root");
+    }
+    root
 }
 
 /// "what failed: why": an error and its sources on one line (for reports that cross a

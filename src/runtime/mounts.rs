@@ -207,6 +207,38 @@ pub enum Step {
     },
 }
 
+impl Step {
+    /// A recursive bind (`mount --rbind source target`).
+    fn rbind(source: PathBuf, target: PathBuf) -> Step {
+        Step::Bind {
+            source,
+            target,
+            recursive: true,
+        }
+    }
+
+    /// A new mount of the kernel file system `fstype` (its source named after it, as
+    /// mount(8) shows it), with `flags` and `data` (its mount options).
+    fn new_fs(fstype: &str, target: PathBuf, flags: MsFlags, data: Option<&str>) -> Step {
+        Step::Mount {
+            source: fstype.into(),
+            target,
+            fstype: Some(fstype.into()),
+            flags,
+            data: data.map(Into::into),
+        }
+    }
+
+    /// A bind of `source` alone (`mount --bind source target`).
+    fn bind(source: PathBuf, target: PathBuf) -> Step {
+        Step::Bind {
+            source,
+            target,
+            recursive: false,
+        }
+    }
+}
+
 /// What the plan depends on, gathered by the launcher before forking.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Inputs {
@@ -296,25 +328,11 @@ pub fn plan(inp: &Inputs) -> Vec<Step> {
     }
     if inp.rootfs.is_some() {
         // pivot_root needs the new root to be a mount point.
-        v.push(Step::Bind {
-            source: root.clone(),
-            target: root.clone(),
-            recursive: true,
-        });
+        v.push(Step::rbind(root.clone(), root.clone()));
     }
-    v.push(Step::Mount {
-        source: "proc".into(),
-        target: at("/proc"),
-        fstype: Some("proc".into()),
-        flags: NSE,
-        data: None,
-    });
+    v.push(Step::new_fs("proc", at("/proc"), NSE, None));
     if inp.proc_sys_ro {
-        v.push(Step::Bind {
-            source: at("/proc/sys"),
-            target: at("/proc/sys"),
-            recursive: true,
-        });
+        v.push(Step::rbind(at("/proc/sys"), at("/proc/sys")));
         v.push(Step::ReadOnly {
             target: at("/proc/sys"),
         });
@@ -323,43 +341,28 @@ pub fn plan(inp: &Inputs) -> Vec<Step> {
         // The distro's /sys (read-only stays read-only: a bind keeps the mount flags) and
         // /dev (on WSL a devtmpfs; in tests a private tmpfs), then WSL's own paths.
         for d in ["/sys", "/dev"] {
-            v.push(Step::Bind {
-                source: p(d),
-                target: at(d),
-                recursive: true,
-            });
+            v.push(Step::rbind(p(d), at(d)));
         }
         for w in inp
             .wsl_paths
             .iter()
             .filter(|w| !inp.hide_drives.contains(w))
         {
-            v.push(Step::Bind {
-                source: w.clone(),
-                target: at(&w.to_string_lossy()),
-                recursive: true,
-            });
+            v.push(Step::rbind(w.clone(), at(&w.to_string_lossy())));
         }
     }
     v.push(Step::Detach {
         target: at("/sys/fs/cgroup"),
     });
-    v.push(Step::Mount {
-        source: "cgroup2".into(),
-        target: at("/sys/fs/cgroup"),
-        fstype: Some("cgroup2".into()),
-        flags: NSE,
-        data: None,
-    });
+    v.push(Step::new_fs("cgroup2", at("/sys/fs/cgroup"), NSE, None));
     if inp.rootfs.is_some() {
         // Another tree: a /run of its own (its systemd's state is not this distro's).
-        v.push(Step::Mount {
-            source: "tmpfs".into(),
-            target: at("/run"),
-            fstype: Some("tmpfs".into()),
-            flags: MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-            data: Some("mode=755".into()),
-        });
+        v.push(Step::new_fs(
+            "tmpfs",
+            at("/run"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some("mode=755"),
+        ));
         for d in ["/run/lock", "/run/WSL"] {
             v.push(Step::Mkdir { path: at(d) });
         }
@@ -375,13 +378,12 @@ pub fn plan(inp: &Inputs) -> Vec<Step> {
         });
         for d in ["/run/WSL", "/run/host"] {
             v.push(Step::Mkdir { path: at(d) });
-            v.push(Step::Mount {
-                source: "tmpfs".into(),
-                target: at(d),
-                fstype: Some("tmpfs".into()),
-                flags: MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-                data: Some("mode=755,size=1m".into()),
-            });
+            v.push(Step::new_fs(
+                "tmpfs",
+                at(d),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                Some("mode=755,size=1m"),
+            ));
         }
     }
     v.push(Step::BindHeld {
@@ -394,22 +396,15 @@ pub fn plan(inp: &Inputs) -> Vec<Step> {
     });
     if inp.binfmt {
         // A fresh procfs has no binfmt_misc mount; the instance is WSL's (VM-wide).
-        v.push(Step::Mount {
-            source: "binfmt_misc".into(),
-            target: at(BINFMT),
-            fstype: Some("binfmt_misc".into()),
-            flags: NSE,
-            data: None,
-        });
+        v.push(Step::new_fs("binfmt_misc", at(BINFMT), NSE, None));
         v.push(Step::WriteFile {
             path: at("/run/distrod/binfmt_status"),
             contents: "enabled\n".into(),
         });
-        v.push(Step::Bind {
-            source: at("/run/distrod/binfmt_status"),
-            target: at(&format!("{BINFMT}/status")),
-            recursive: false,
-        });
+        v.push(Step::bind(
+            at("/run/distrod/binfmt_status"),
+            at(&format!("{BINFMT}/status")),
+        ));
         v.push(Step::ReadOnly {
             target: at(&format!("{BINFMT}/status")),
         });
@@ -456,18 +451,13 @@ pub fn plan(inp: &Inputs) -> Vec<Step> {
             path: at("/run/distrod/resolv.conf"),
             contents: resolv_conf(&inp.dns),
         });
-        v.push(Step::Bind {
-            source: at("/run/distrod/resolv.conf"),
-            target: at(&target.to_string_lossy()),
-            recursive: false,
-        });
+        v.push(Step::bind(
+            at("/run/distrod/resolv.conf"),
+            at(&target.to_string_lossy()),
+        ));
     }
     if inp.has_console {
-        v.push(Step::Bind {
-            source: p("/dev/null"),
-            target: at("/dev/console"),
-            recursive: false,
-        });
+        v.push(Step::bind(p("/dev/null"), at("/dev/console")));
     }
     // Last: everything above was made while the distro's tree (and the O_PATH fds into
     // it) could still be reached; after pivot_root and the detach of the old root, a
@@ -1016,11 +1006,7 @@ mod tests {
         use nix::sched::{CloneFlags, unshare};
         use nix::sys::wait::{WaitStatus, waitpid};
         use nix::unistd::{ForkResult, fork};
-        if !nix::unistd::geteuid().is_root() {
-            if std::env::var_os("CI").is_some() {
-                panic!("this test needs root, and CI is set: it must run there");
-            }
-            eprintln!("skipping: the binfmt_misc test needs root");
+        if !crate::runtime::test_as_root("the binfmt_misc test") {
             return;
         }
         let tmp = tempfile::tempdir().unwrap();
