@@ -187,11 +187,7 @@ fn run(cmd: &mut Command, stdin: Option<&[u8]>, what: &str) -> Result<()> {
         "PATH",
         "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     )
-    .stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
+    .stdin(stdin.map_or_else(Stdio::null, |_| Stdio::piped()))
     .stdout(Stdio::null())
     .stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| Error::Io {

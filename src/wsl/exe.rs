@@ -344,11 +344,7 @@ impl WslExe {
             // Recent wsl.exe then writes its messages in UTF-8; older ones ignore it, and
             // decode() reads both.
             .env("WSL_UTF8", "1")
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
+            .stdin(stdin.map_or_else(Stdio::null, |_| Stdio::piped()))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         no_window(&mut cmd);

@@ -865,10 +865,19 @@ fn start_on_windows_boot_writes_the_logon_entry_and_disable_removes_it() {
         .command(&[INSTALLED, "launch", "--keep-alive"])
         .spawn()
         .expect("start launch --keep-alive");
+    // Booted, as the launch waits for before it keeps alive: a stop during the boot is a
+    // launch that failed, not the end of a kept-alive container.
     wait_for(
-        "systemd under launch --keep-alive",
+        "systemd under launch --keep-alive to finish booting",
         Duration::from_secs(60),
-        || sb.run(&[INSTALLED, "status"]).code() == Some(0),
+        || {
+            let status = sb.run(&[INSTALLED, "status", "--json"]);
+            status.code() == Some(0)
+                && !matches!(
+                    status.json()["state"].as_str(),
+                    None | Some("initializing" | "starting")
+                )
+        },
     );
     thread::sleep(Duration::from_millis(300));
     assert!(
