@@ -75,6 +75,18 @@ fn write_tarball(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The error of an install with no logon entries that writes `write_tarball`'s tarball.
+fn install_error(wsl: &Recording, p: &Plan) -> String {
+    Installer {
+        wsl,
+        autostart: &Entries::default(),
+        ui: &ui(),
+    }
+    .install(p, write_tarball)
+    .unwrap_err()
+    .to_string()
+}
+
 fn ui() -> Ui {
     Ui::new(true)
 }
@@ -195,14 +207,7 @@ fn bad_answers_are_refused_before_wsl_is_asked() {
     ] {
         let mut p = plan(&loc);
         edit(&mut p);
-        let e = Installer {
-            wsl: &wsl,
-            autostart: &Entries::default(),
-            ui: &ui(),
-        }
-        .install(&p, write_tarball)
-        .unwrap_err()
-        .to_string();
+        let e = install_error(&wsl, &p);
         assert!(e.contains(needle), "{e} (wanted {needle})");
     }
     assert!(wsl.kinds().iter().all(|k| *k == CallKind::IsRegistered));
@@ -216,14 +221,7 @@ fn a_location_in_use_is_refused_untouched() {
     fs::create_dir(&loc).unwrap();
     fs::write(loc.join("mine.txt"), b"keep").unwrap();
     let wsl = Recording::new();
-    let e = Installer {
-        wsl: &wsl,
-        autostart: &Entries::default(),
-        ui: &ui(),
-    }
-    .install(&plan(&loc), write_tarball)
-    .unwrap_err()
-    .to_string();
+    let e = install_error(&wsl, &plan(&loc));
     assert!(e.contains("not empty"), "{e}");
     assert_eq!(fs::read(loc.join("mine.txt")).unwrap(), b"keep");
     assert_eq!(fs::read_dir(&loc).unwrap().count(), 1);
@@ -322,14 +320,7 @@ fn a_firstboot_that_prints_no_uid_is_a_failure() {
     let loc = tmp.path().join("loc");
     let wsl = Recording::new();
     wsl.push_output(uid_output("not a number"));
-    let e = Installer {
-        wsl: &wsl,
-        autostart: &Entries::default(),
-        ui: &ui(),
-    }
-    .install(&plan(&loc), write_tarball)
-    .unwrap_err()
-    .to_string();
+    let e = install_error(&wsl, &plan(&loc));
     assert!(e.contains("printed no uid"), "{e}");
     assert!(wsl.registered().is_empty());
     assert!(!loc.exists());
